@@ -1,0 +1,52 @@
+"""The audit-event catalogue: event names, field names, and the one function that emits them.
+
+Every event is a JSON line with ``event`` set to one of ``EVENTS`` and ``audit: true``;
+common fields (``request_id``, ``client_ip``, ``user_agent``, ``method``, ``path``) come
+from the request context bound by the edge. ``session`` is always a short hash of the
+session handle, never the id or the cookie.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+
+class AuditEvent(StrEnum):
+    LOGIN_STARTED = "login.started"
+    LOGIN_SUCCEEDED = "login.succeeded"
+    LOGIN_FAILED = "login.failed"
+    SESSION_CREATED = "session.created"
+    SESSION_REFRESHED = "session.refreshed"
+    SESSION_REFRESH_FAILED = "session.refresh_failed"
+    SESSION_EXPIRED = "session.expired"
+    SESSION_ENDED = "session.ended"
+    SESSION_REVOKED = "session.revoked"
+    LOGOUT_BACKCHANNEL = "logout.backchannel"
+    CSRF_REJECTED = "csrf.rejected"
+    REQUEST_PROXIED = "request.proxied"
+    REQUEST_REJECTED = "request.rejected"
+
+
+# The documented field catalogue (README "Audit events"). emit() refuses anything else so
+# that a typo can't silently fork the schema.
+FIELDS = frozenset(
+    {
+        "request_id", "session", "sub", "client_ip", "user_agent", "route", "method", "path",
+        "status", "duration_ms", "reason", "upstream", "idp_error", "detail", "count",
+    }
+)
+
+_log = structlog.get_logger("bffgate.audit")
+
+
+def emit(event: AuditEvent, *, level: str = "info", **fields: Any) -> None:
+    """Write one audit event. Unknown field names raise (a programming error)."""
+    unknown = set(fields) - FIELDS
+    if unknown:
+        msg = f"unknown audit field(s) {sorted(unknown)} for {event}"
+        raise ValueError(msg)
+    clean = {k: v for k, v in fields.items() if v is not None}
+    getattr(_log, level)(event.value, audit=True, **clean)

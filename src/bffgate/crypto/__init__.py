@@ -1,0 +1,1 @@
+"""Pure cryptographic helpers: the session cookie codec and token sealing (no I/O)."""

@@ -1,0 +1,108 @@
+"""The session cookie value: ``v1.`` + signed (session id, per-session secret).
+
+The id locates the session (Redis key = SHA-256 of it); the secret derives the key that
+seals the tokens. Neither is ever stored in clear. Signing uses itsdangerous with a list
+of keys, oldest to newest: the newest signs, all verify, so keys rotate without logging
+anyone out. The salt names the purpose so a signature made for anything else never
+verifies here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, Signer
+
+VERSION = "v1"
+SALT = "bffgate.session-cookie.v1"
+_ID_BYTES = 32
+_B64_LEN = 43  # unpadded base64url of 32 bytes
+
+
+class CookieInvalid(ValueError):
+    """The cookie value is malformed, of an unknown version, or its signature fails."""
+
+
+@dataclass(frozen=True, repr=False)
+class SessionHandle:
+    """What the cookie carries: the session id and the per-session sealing secret."""
+
+    session_id: bytes
+    secret: bytes
+
+    @classmethod
+    def new(cls) -> SessionHandle:
+        return cls(secrets.token_bytes(_ID_BYTES), secrets.token_bytes(_ID_BYTES))
+
+    @property
+    def key(self) -> str:
+        """The store key part: hex SHA-256 of the session id."""
+        return hashlib.sha256(self.session_id).hexdigest()
+
+    @property
+    def short(self) -> str:
+        """A short, non-reversible label for logs."""
+        return self.key[:16]
+
+    def __repr__(self) -> str:
+        return f"SessionHandle(key={self.short}…)"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    if len(text) != _B64_LEN:
+        raise CookieInvalid("bad length")
+    try:
+        return base64.urlsafe_b64decode(text + "=")
+    except (ValueError, TypeError) as exc:
+        raise CookieInvalid("bad encoding") from exc
+
+
+class CookieCodec:
+    """Encode and verify session cookie values with rotating keys."""
+
+    def __init__(self, secret_keys: list[str]) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is required")
+        self._signer = Signer(secret_keys, salt=SALT, digest_method=hashlib.sha256)
+
+    def encode(self, handle: SessionHandle) -> str:
+        payload = f"{_b64(handle.session_id)}.{_b64(handle.secret)}"
+        return f"{VERSION}.{self._signer.sign(payload).decode('ascii')}"
+
+    def decode(self, value: str) -> SessionHandle:
+        if len(value) > 512 or not value.isascii():
+            raise CookieInvalid("bad length")
+        version, sep, rest = value.partition(".")
+        if not sep or version != VERSION:
+            raise CookieInvalid("unknown version")
+        try:
+            payload = self._signer.unsign(rest).decode("ascii")
+        except BadSignature as exc:
+            raise CookieInvalid("bad signature") from exc
+        sid, sep, secret = payload.partition(".")
+        if not sep:
+            raise CookieInvalid("malformed")
+        return SessionHandle(_unb64(sid), _unb64(secret))
+
+
+def new_login_binding() -> str:
+    """A random value for the login-binding cookie (the record keeps only its hash)."""
+    return secrets.token_urlsafe(32)
+
+
+def binding_hash(value: str) -> str:
+    return hashlib.sha256(("bffgate.login-binding:" + value).encode()).hexdigest()
+
+
+def binding_matches(value: str | None, expected_hash: str) -> bool:
+    if not value or len(value) > 128:
+        return False
+    return hmac.compare_digest(binding_hash(value), expected_hash)

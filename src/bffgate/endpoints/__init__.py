@@ -1,0 +1,1 @@
+"""HTTP edge: the public endpoints of the gateway."""

@@ -1,0 +1,204 @@
+"""The proxy hot path, as a plain ASGI callable (no Starlette routing or response objects).
+
+Per request: match the route, check the path, check CSRF, load the session (one store
+round trip), make sure the access token is fresh (single-flight refresh), then stream the
+request to the upstream and the response back. Outcomes of the refresh are matched
+exhaustively: Fresh | Refreshed → forward; Rejected → 401 + cookie cleared; Unavailable →
+forward while the token is valid, else 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, assert_never
+
+from bffgate import audit
+from bffgate.audit import AuditEvent
+from bffgate.endpoints.context import RequestInfo, cookie_values, csrf_failure, header
+from bffgate.endpoints.deps import Deps
+from bffgate.errors import (
+    BodyTooLarge,
+    CsrfRejected,
+    GatewayError,
+    IdentityProviderUnavailable,
+    NotAuthenticated,
+    PathRejected,
+    RouteNotFound,
+    SessionEnded,
+    UpstreamUnavailable,
+)
+from bffgate.problems import send_problem
+from bffgate.proxy.headers import (
+    downstream_response_headers,
+    incoming_traceparent,
+    upstream_request_headers,
+)
+from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable, check_path
+from bffgate.session.refresh import Fresh, Refreshed, Rejected, Unavailable
+from bffgate.session.service import LoadedSession
+
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+
+
+async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
+                info: RequestInfo) -> None:
+    started = time.perf_counter()
+    route: Route | None = None
+    session: LoadedSession | None = None
+    try:
+        route, session, status = await _proxy(scope, receive, send, deps, info)
+    except GatewayError as exc:
+        status = exc.status
+        extra = []
+        if isinstance(exc, SessionEnded):
+            extra.append((b"set-cookie", deps.cookies.clear_session()))
+        if not isinstance(exc, CsrfRejected | NotAuthenticated):
+            audit.emit(AuditEvent.REQUEST_REJECTED if exc.status < 500
+                       else AuditEvent.REQUEST_PROXIED,
+                       level="warning", reason=exc.reason, status=exc.status,
+                       route=route.name if route else None)
+        await send_problem(send, exc, request_id=info.request_id, extra_headers=extra)
+    if route is not None:
+        elapsed = time.perf_counter() - started
+        deps.metrics.proxy_requests.labels(route.name, f"{status // 100}xx").inc()
+        deps.metrics.proxy_latency.labels(route.name).observe(elapsed)
+
+
+async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
+                 info: RequestInfo) -> tuple[Route, LoadedSession | None, int]:
+    started = time.perf_counter()
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else str(raw_path)
+    route = deps.routes.match(path)
+    if route is None:
+        raise RouteNotFound(reason="no_route")
+    try:
+        check_path(path)
+    except PathNotAllowed as exc:
+        raise PathRejected(reason=f"path:{exc.reason}") from None
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    method: str = scope["method"]
+
+    bearer: str | None = None
+    session: LoadedSession | None = None
+    if route.token in ("user", "user_optional"):
+        reason = csrf_failure(method, headers, deps.public_origin)
+        if reason:
+            deps.metrics.csrf_rejections.inc()
+            audit.emit(AuditEvent.CSRF_REJECTED, level="warning", reason=reason,
+                       route=route.name, status=401)
+            raise CsrfRejected(reason=reason)
+        session = await _session(headers, deps)
+        if session is None and route.token == "user":
+            raise NotAuthenticated(reason="no_session", login_url=deps.login_url("/"))
+        if session is not None:
+            session, bearer = await _fresh_token(session, deps, route)
+
+    content_length = header(headers, b"content-length")
+    if content_length is not None:
+        if not content_length.isdigit():
+            raise PathRejected("invalid Content-Length", reason="bad_content_length")
+        if int(content_length) > deps.settings.server.max_body_size:
+            raise BodyTooLarge(reason="body_too_large")
+    has_body = (content_length not in (None, "0")) or (
+        header(headers, b"transfer-encoding") is not None) or method not in _BODYLESS
+    body = _body(receive, deps.settings.server.max_body_size) if has_body else None
+
+    upstream_headers = upstream_request_headers(
+        headers, bearer=bearer, client_ip=info.client_ip,
+        proto=deps.settings.public_origin.split(":", 1)[0],
+        host=deps.settings.public_origin.split("://", 1)[1],
+        request_id=info.request_id, traceparent=incoming_traceparent(headers))
+    url = route.upstream_origin + RouteTable.upstream_path(route, path)
+    qs = scope.get("query_string") or b""
+    if qs:
+        url += "?" + qs.decode("latin-1")
+    client = deps.upstreams[route.upstream_origin]
+    try:
+        resp = await client.send(method, url, upstream_headers, body, route.timeout)
+    except UpstreamUnavailable as exc:
+        deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
+        raise
+    try:
+        await send({"type": "http.response.start", "status": resp.status,
+                    "headers": downstream_response_headers(resp.headers,
+                                                           request_id=info.request_id)})
+        try:
+            async for chunk in resp.body():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamUnavailable as exc:
+            # Headers are out: all we can do is cut the response short (the server then
+            # closes the connection, so the client sees a truncated body, not a full one).
+            deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
+            audit.emit(AuditEvent.REQUEST_PROXIED, level="warning", reason=exc.reason,
+                       route=route.name, status=resp.status)
+            return route, session, resp.status
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        await resp.close()
+    audit.emit(AuditEvent.REQUEST_PROXIED, route=route.name, status=resp.status,
+               duration_ms=round((time.perf_counter() - started) * 1000, 2),
+               session=session.handle.short if session else None,
+               sub=session.data.sub if session else None)
+    return route, session, resp.status
+
+
+async def _session(headers: list[tuple[bytes, bytes]], deps: Deps) -> LoadedSession | None:
+    for value in cookie_values(headers, deps.settings.cookie.name):
+        handle = deps.sessions.decode_cookie(value)
+        if handle is not None:
+            session = await deps.sessions.load(handle)
+            if session is not None:
+                return session
+    return None
+
+
+async def _fresh_token(session: LoadedSession, deps: Deps,
+                       route: Route) -> tuple[LoadedSession, str]:
+    outcome = await deps.refresher.ensure_fresh(session)
+    now = deps.clock.now()
+    match outcome:
+        case Fresh(session=s):
+            if not s.data.tokens.access_token_valid(now):
+                # Expired with no way to refresh (no refresh token): the session is over.
+                await deps.sessions.destroy(s)
+                audit.emit(AuditEvent.SESSION_EXPIRED, reason="access_token_expired",
+                           session=s.handle.short, sub=s.data.sub)
+                raise SessionEnded(reason="access_token_expired", login_url=deps.login_url("/"))
+            return s, s.data.tokens.access_token
+        case Refreshed(session=s, by_us=by_us):
+            if by_us:
+                deps.metrics.refresh.labels("refreshed").inc()
+                audit.emit(AuditEvent.SESSION_REFRESHED, session=s.handle.short, sub=s.data.sub,
+                           route=route.name)
+            return s, s.data.tokens.access_token
+        case Rejected(reason=reason):
+            deps.metrics.refresh.labels("rejected").inc()
+            audit.emit(AuditEvent.SESSION_REFRESH_FAILED, level="warning", reason=reason,
+                       session=session.handle.short, sub=session.data.sub, route=route.name)
+            raise SessionEnded(reason=f"refresh_rejected:{reason}", login_url=deps.login_url("/"))
+        case Unavailable(session=s, usable=usable):
+            deps.metrics.refresh.labels("unavailable").inc()
+            if usable:
+                return s, s.data.tokens.access_token
+            raise IdentityProviderUnavailable(reason="refresh_unavailable")
+        case _:
+            assert_never(outcome)
+
+
+async def _body(receive: Any, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise UpstreamUnavailable(reason="client_disconnected")
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge(reason="body_too_large")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return

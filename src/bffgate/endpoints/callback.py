@@ -1,0 +1,123 @@
+"""GET /bff/callback: finish the login. Every refusal is a 400 problem, no session, one audit.
+
+Order matters: the login record is taken (deleted) first, so a state is single use even
+when a later check fails; nothing returned by the IdP is trusted until the ID token's
+signature and nonce have been checked (RFC 9700 4.5.3.2).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bffgate import audit
+from bffgate.audit import AuditEvent
+from bffgate.endpoints.context import cookie_values
+from bffgate.endpoints.deps import Deps
+from bffgate.errors import IdentityProviderUnavailable, LoginRejected
+from bffgate.oidc.errors import (
+    GrantRejected,
+    IdTokenInvalid,
+    OidcError,
+    ProviderUnavailable,
+    TokenRejected,
+)
+from bffgate.problems import NO_STORE
+from bffgate.session.model import visible_claims
+from bffgate.session.service import LoginRecordRejected, NewTokens
+
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SINGLE = ("code", "state", "iss", "error", "session_state")
+_FRONT_CHANNEL_TOKENS = ("id_token", "access_token", "token", "refresh_token")
+
+
+def _reject(deps: Deps, reason: str, detail: str | None = None) -> LoginRejected:
+    deps.metrics.login_results.labels("failed", reason.split(":")[0]).inc()
+    audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=reason)
+    return LoginRejected(detail, reason=reason)
+
+
+async def callback(request: Request) -> Response:  # noqa: C901, PLR0912 - a linear checklist
+    deps: Deps = request.app.state.deps
+    q = request.query_params
+    for name in _SINGLE:
+        if len(q.getlist(name)) > 1:
+            raise _reject(deps, "duplicate_parameter", f"parameter {name} repeated")
+    if any(t in q for t in _FRONT_CHANNEL_TOKENS):
+        raise _reject(deps, "front_channel_token", "tokens are never accepted in the URL")
+    state, code, error, iss = q.get("state"), q.get("code"), q.get("error"), q.get("iss")
+    if not state:
+        deps.metrics.callback_missing_params.labels("state").inc()
+        raise _reject(deps, "state_missing", "state parameter missing")
+    if len(state) > 128 or (code is not None and len(code) > 4096):
+        raise _reject(deps, "parameter_too_long")
+
+    bindings = cookie_values(request.headers.raw, deps.settings.login_cookie_name)
+    try:
+        record = await deps.sessions.take_login(state, bindings[0] if bindings else None)
+    except LoginRecordRejected as exc:
+        raise _reject(deps, exc.reason, "unknown, used, expired or foreign login state") from None
+
+    try:
+        meta = await deps.oidc.metadata()
+    except OidcError as exc:
+        audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=exc.reason)
+        raise IdentityProviderUnavailable(reason=exc.reason) from exc
+    # RFC 9207: exact comparison when present; mandatory when the IdP advertises it.
+    if iss is not None and iss != deps.settings.oidc.issuer:
+        raise _reject(deps, "iss_mismatch", "authorization response from another issuer")
+    if iss is None and meta.iss_parameter_supported:
+        raise _reject(deps, "iss_missing", "authorization response lacks iss")
+    if error is not None:
+        code_ = error if _ERROR_CODE.match(error) else "invalid_error_code"
+        raise _reject(deps, f"idp_error:{code_}", f"the identity provider answered {code_}")
+    if not code:
+        deps.metrics.callback_missing_params.labels("code").inc()
+        raise _reject(deps, "code_missing", "code parameter missing")
+
+    try:
+        tokens = await deps.oidc.exchange_code(code, record.code_verifier)
+    except GrantRejected as exc:
+        deps.metrics.token_exchange.labels(exc.error).inc()
+        raise _reject(deps, f"token_exchange:{exc.error}", "the code was refused") from None
+    except TokenRejected as exc:
+        deps.metrics.token_exchange.labels(exc.error).inc()
+        raise _reject(deps, f"token_exchange:{exc.error}", "the token response was refused") \
+            from None
+    except ProviderUnavailable as exc:
+        deps.metrics.token_exchange.labels("unavailable").inc()
+        audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason="idp_unavailable")
+        raise IdentityProviderUnavailable(reason="idp_unavailable") from exc
+    except OidcError as exc:
+        deps.metrics.token_exchange.labels("error").inc()
+        raise _reject(deps, f"token_exchange:{exc.reason}") from None
+    deps.metrics.token_exchange.labels("ok").inc()
+    if not tokens.id_token:
+        raise _reject(deps, "id_token_missing", "no ID token in the token response")
+    try:
+        claims = await deps.oidc.validate_id_token(tokens.id_token, nonce=record.nonce)
+    except IdTokenInvalid as exc:
+        raise _reject(deps, f"id_token_invalid:{exc.check}", "the ID token is invalid") from None
+    except ProviderUnavailable as exc:
+        raise IdentityProviderUnavailable(reason="jwks_unavailable") from exc
+    except OidcError as exc:
+        raise _reject(deps, f"id_token_invalid:{exc.reason}") from None
+
+    sub = str(claims["sub"])
+    idp_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+    cookie_value, session = await deps.sessions.create(
+        NewTokens(tokens.access_token, tokens.refresh_token, tokens.id_token, tokens.expires_at),
+        sub=sub, idp_sid=idp_sid, claims=visible_claims(claims))
+    deps.metrics.login_results.labels("succeeded", "ok").inc()
+    deps.metrics.login_duration.observe(max(0.0, deps.clock.now() - record.created_at))
+    audit.emit(AuditEvent.LOGIN_SUCCEEDED, sub=sub, session=session.handle.short)
+    audit.emit(AuditEvent.SESSION_CREATED, sub=sub, session=session.handle.short)
+    max_age = int(session.data.absolute_expires_at - deps.clock.now())
+    response = Response(status_code=302)
+    response.raw_headers.extend([
+        (b"location", record.return_url.encode("ascii")), *NO_STORE,
+        (b"set-cookie", deps.cookies.session(cookie_value, max_age)),
+    ])
+    return response

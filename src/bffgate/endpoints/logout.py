@@ -1,0 +1,58 @@
+"""GET /bff/logout?sid=...: end the session (and the IdP's), clear the cookie, redirect.
+
+The ``sid`` is the per-session logout id that /bff/user returns, so a cross-site link or
+image cannot log a user out. The refresh token is revoked at the IdP (RFC 7009) where it
+has a revocation endpoint; failures there are audited but never keep the session alive.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bffgate import audit
+from bffgate.audit import AuditEvent
+from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.session_access import find_session
+from bffgate.errors import Forbidden
+from bffgate.oidc.errors import OidcError
+from bffgate.problems import NO_STORE
+
+
+async def logout(request: Request) -> Response:
+    deps: Deps = request.app.state.deps
+    plr = deps.settings.oidc.post_logout_redirect
+    post_logout = plr if urlsplit(plr).scheme else deps.public_origin + plr
+    session = await find_session(request, deps)
+    location = post_logout
+    if session is not None:
+        sid = request.query_params.get("sid") or ""
+        if not hmac.compare_digest(sid.encode(), session.data.logout_id.encode()):
+            audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason="logout_sid_mismatch",
+                       session=session.handle.short, sub=session.data.sub, status=403)
+            raise Forbidden("logout requires the session's logout id (from /bff/user)",
+                            reason="logout_sid_mismatch")
+        await deps.sessions.destroy(session)
+        tokens = session.data.tokens
+        revoked: bool | None = None
+        if tokens.refresh_token:
+            try:
+                revoked = await deps.oidc.revoke(tokens.refresh_token, "refresh_token")
+            except OidcError:
+                revoked = False
+        audit.emit(AuditEvent.SESSION_ENDED, reason="logout", sub=session.data.sub,
+                   session=session.handle.short,
+                   detail=None if revoked is None else f"refresh_token_revoked={revoked}")
+        try:
+            url = await deps.oidc.end_session_url(id_token_hint=tokens.id_token,
+                                                  post_logout_redirect_uri=post_logout)
+        except OidcError:
+            url = None
+        location = url or post_logout
+    response = Response(status_code=302)
+    response.raw_headers.extend([(b"location", location.encode("ascii")), *NO_STORE,
+                                 (b"set-cookie", deps.cookies.clear_session())])
+    return response

@@ -1,0 +1,114 @@
+"""The gateway's error tree: every failure the edge turns into a problem+json response.
+
+    GatewayError                      (500, internal)
+    ├── BadRequest                    (400)
+    │   ├── InvalidReturnUrl          (400, returnUrl is not a local path)
+    │   ├── LoginRejected             (400, callback refused: state, binding, iss, id token...)
+    │   └── PathRejected              (400, proxied path escapes its route)
+    ├── CsrfRejected                  (401, X-CSRF missing / foreign Origin)
+    ├── NotAuthenticated              (401, no usable session; carries login_url)
+    │   └── SessionEnded              (401, refresh rejected by the IdP: session deleted)
+    ├── Forbidden                     (403, e.g. bad logout sid, bad admin token)
+    ├── RouteNotFound                 (404)
+    ├── MethodNotAllowed              (405)
+    ├── BodyTooLarge                  (413)
+    ├── UpstreamUnavailable           (502, upstream refused/reset/bad response)
+    │   └── UpstreamTimeout           (504)
+    ├── IdentityProviderUnavailable   (503 + Retry-After: IdP unreachable / 5xx)
+    └── StoreUnavailable              (503 + Retry-After: Redis unreachable)
+
+Protocol-level errors raised below the edge (oidc, store) are translated into these at
+their boundary; callers decide by type, never by matching message strings.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal gateway error"
+    retry_after: int | None = None
+
+    def __init__(self, detail: str | None = None, *, reason: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.reason = reason or self.slug
+
+
+class BadRequest(GatewayError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class InvalidReturnUrl(BadRequest):
+    slug, title = "invalid-return-url", "returnUrl must be a local path"
+
+
+class LoginRejected(BadRequest):
+    slug, title = "login-rejected", "The login could not be completed"
+
+
+class PathRejected(BadRequest):
+    slug, title = "path-rejected", "The request path is not allowed"
+
+
+class CsrfRejected(GatewayError):
+    status, slug, title = 401, "csrf-rejected", "Anti-forgery check failed"
+
+
+class NotAuthenticated(GatewayError):
+    status, slug, title = 401, "not-authenticated", "Login required"
+
+    def __init__(
+        self, detail: str | None = None, *, reason: str | None = None, login_url: str = ""
+    ) -> None:
+        super().__init__(detail, reason=reason)
+        self.login_url = login_url
+
+
+class SessionEnded(NotAuthenticated):
+    slug, title = "session-ended", "The session has ended; login required"
+
+
+class Forbidden(GatewayError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class RouteNotFound(GatewayError):
+    status, slug, title = 404, "not-found", "No route matches this path"
+
+
+class MethodNotAllowed(GatewayError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class BodyTooLarge(GatewayError):
+    status, slug, title = 413, "body-too-large", "Request body too large"
+
+
+class UpstreamUnavailable(GatewayError):
+    status, slug, title = 502, "upstream-unavailable", "The upstream service failed"
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    status, slug, title = 504, "upstream-timeout", "The upstream service timed out"
+
+
+class IdentityProviderUnavailable(GatewayError):
+    status, slug, title = 503, "idp-unavailable", "The identity provider is unavailable"
+    retry_after = 5
+
+
+class StoreUnavailable(GatewayError):
+    status, slug, title = 503, "store-unavailable", "The session store is unavailable"
+    retry_after = 2
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``messages`` lists every problem, each naming its key."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {m}" for m in messages))

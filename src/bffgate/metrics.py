@@ -1,0 +1,40 @@
+"""Prometheus metrics (prefix ``bffgate_``): PKCE SLIs, refresh outcomes, proxy traffic."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    """One registry per gateway instance (tests run several in one process)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.logins_started = Counter("bffgate_logins_started", "Logins started", registry=r)
+        self.login_results = Counter("bffgate_login_results", "Callback outcomes by reason",
+                                     ["outcome", "reason"], registry=r)
+        self.token_exchange = Counter("bffgate_token_exchange", "Code exchanges by result "
+                                      "(invalid_grant = verifier mismatch or expired code)",
+                                      ["result"], registry=r)
+        self.callback_missing_params = Counter(
+            "bffgate_callback_missing_params", "Callbacks missing code or state", ["param"],
+            registry=r)
+        self.login_duration = Histogram(
+            "bffgate_login_duration_seconds", "Login start to successful callback",
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=r)
+        self.refresh = Counter("bffgate_refresh", "Refresh outcomes", ["outcome"], registry=r)
+        self.proxy_requests = Counter("bffgate_proxy_requests", "Proxied requests",
+                                      ["route", "status_class"], registry=r)
+        self.proxy_latency = Histogram(
+            "bffgate_proxy_duration_seconds", "Proxied request latency (to response start)",
+            ["route"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=r)
+        self.upstream_errors = Counter("bffgate_upstream_errors", "Upstream failures",
+                                       ["route", "kind"], registry=r)
+        self.redis_errors = Counter("bffgate_redis_errors", "Session store errors", registry=r)
+        self.csrf_rejections = Counter("bffgate_csrf_rejections", "CSRF rejections",
+                                       registry=r)
+        self.redactions = Counter("bffgate_log_redactions", "Values redacted from log lines",
+                                  registry=r)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

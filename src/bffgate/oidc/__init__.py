@@ -1,0 +1,1 @@
+"""OpenID Connect relying party: PKCE, discovery + JWKS, ID-token checks, token endpoint calls."""

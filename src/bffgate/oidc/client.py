@@ -1,0 +1,212 @@
+"""The relying party's calls to the IdP: authorization URL (+PAR), code exchange, refresh,
+revocation, end-session URL, ID-token validation. Stateless: one shared instance serves
+every session (no per-user token is ever kept on the client object).
+
+Client authentication is encoded by authlib (``client_secret_basic``, ``client_secret_post``,
+``none``, ``private_key_jwt``); HTTP goes through one pooled ``httpx.AsyncClient``.
+Transport failures and 5xx become ``ProviderUnavailable``; OAuth error responses become
+``TokenRejected`` / ``GrantRejected`` carrying the protocol's ``error`` code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+
+from bffgate.clock import Clock
+from bffgate.oidc.discovery import Discovery, ProviderMetadata
+from bffgate.oidc.errors import (
+    GrantRejected,
+    IdTokenInvalid,
+    ProviderMisconfigured,
+    ProviderUnavailable,
+    TokenRejected,
+)
+from bffgate.oidc.id_token import unverified_header, verify_id_token
+from bffgate.oidc.pkce import CHALLENGE_METHOD
+
+_MAX_TOKEN_RESPONSE = 256 * 1024
+
+
+@dataclass(frozen=True, repr=False)
+class TokenResponse:
+    """A token endpoint answer. repr never shows a token."""
+
+    access_token: str
+    expires_at: float | None
+    refresh_token: str | None
+    id_token: str | None
+    scope: str | None
+    raw_extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"TokenResponse(access_token=True, refresh_token={self.refresh_token is not None},"
+                f" id_token={self.id_token is not None}, expires_at={self.expires_at})")
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Static client registration facts."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    client_auth: str
+    private_key: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    id_token_algs: tuple[str, ...]
+    clock_skew: int
+    use_par: bool
+    extra_auth_params: Mapping[str, str]
+
+
+class OidcClient:
+    def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
+                 clock: Clock) -> None:
+        self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
+        if rp.client_auth == "private_key_jwt":
+            self._auth: ClientAuth | None = None  # built per token endpoint (audience)
+        else:
+            self._auth = ClientAuth(rp.client_id, rp.client_secret, rp.client_auth)
+
+    async def metadata(self) -> ProviderMetadata:
+        return await self.discovery.metadata()
+
+    def _client_auth(self, meta: ProviderMetadata) -> ClientAuth:
+        if self._auth is not None:
+            return self._auth
+        return ClientAuth(self.rp.client_id, self.rp.private_key,
+                          PrivateKeyJWT(meta.token_endpoint))
+
+    async def _post(self, meta: ProviderMetadata, url: str, form: dict[str, str]) -> httpx.Response:
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Accept": "application/json"}
+        body = urlencode(form)
+        _, headers, body = self._client_auth(meta).prepare("POST", url, headers, body)
+        try:
+            return await self._http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(f"POST {url}: {type(exc).__name__}") from exc
+
+    async def authorization_url(self, *, state: str, nonce: str, code_challenge: str) -> str:
+        meta = await self.metadata()
+        params: dict[str, str] = {
+            **self.rp.extra_auth_params,
+            "response_type": "code",
+            "client_id": self.rp.client_id,
+            "redirect_uri": self.rp.redirect_uri,
+            "scope": " ".join(self.rp.scopes),
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": code_challenge,
+            "code_challenge_method": CHALLENGE_METHOD,
+        }
+        if (self.rp.use_par or meta.require_par) and meta.par_endpoint:
+            resp = await self._post(meta, meta.par_endpoint, params)
+            doc = self._json(resp)
+            if resp.status_code not in (200, 201) or not isinstance(doc.get("request_uri"), str):
+                raise TokenRejected(str(doc.get("error", "par_failed")))
+            params = {"client_id": self.rp.client_id, "request_uri": doc["request_uri"]}
+        sep = "&" if "?" in meta.authorization_endpoint else "?"
+        return meta.authorization_endpoint + sep + urlencode(params)
+
+    @staticmethod
+    def _json(resp: httpx.Response) -> dict[str, Any]:
+        if len(resp.content) > _MAX_TOKEN_RESPONSE:
+            raise ProviderMisconfigured("token endpoint response too large")
+        try:
+            doc = resp.json()
+        except ValueError as exc:
+            if resp.status_code >= 500:
+                raise ProviderUnavailable(f"HTTP {resp.status_code}") from exc
+            raise ProviderMisconfigured("token endpoint answered non-JSON") from exc
+        if not isinstance(doc, dict):
+            raise ProviderMisconfigured("token endpoint answered a non-object")
+        return doc
+
+    def _token_response(self, resp: httpx.Response) -> TokenResponse:
+        if resp.status_code >= 500:
+            raise ProviderUnavailable(f"token endpoint HTTP {resp.status_code}")
+        doc = self._json(resp)
+        if "error" in doc or resp.status_code != 200:
+            error = str(doc.get("error") or f"http_{resp.status_code}")[:64]
+            desc = str(doc.get("error_description") or "")
+            if error in GrantRejected.FATAL:
+                raise GrantRejected(error, desc)
+            if error == "temporarily_unavailable":
+                raise ProviderUnavailable(error)
+            raise TokenRejected(error, desc)
+        at = doc.get("access_token")
+        if not isinstance(at, str) or not at:
+            raise TokenRejected("missing_access_token")
+        if str(doc.get("token_type", "")).lower() != "bearer":
+            raise TokenRejected("unsupported_token_type")
+        expires_in = doc.get("expires_in")
+        expires_at: float | None = None
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            expires_at = self._clock.now() + float(expires_in)
+        rt, it = doc.get("refresh_token"), doc.get("id_token")
+        return TokenResponse(
+            access_token=at,
+            expires_at=expires_at,
+            refresh_token=rt if isinstance(rt, str) and rt else None,
+            id_token=it if isinstance(it, str) and it else None,
+            scope=doc.get("scope") if isinstance(doc.get("scope"), str) else None,
+        )
+
+    async def exchange_code(self, code: str, code_verifier: str) -> TokenResponse:
+        meta = await self.metadata()
+        resp = await self._post(meta, meta.token_endpoint, {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.rp.redirect_uri,
+            "code_verifier": code_verifier,
+        })
+        return self._token_response(resp)
+
+    async def refresh(self, refresh_token: str) -> TokenResponse:
+        meta = await self.metadata()
+        resp = await self._post(meta, meta.token_endpoint, {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+        })
+        return self._token_response(resp)
+
+    async def revoke(self, token: str, hint: str = "refresh_token") -> bool:
+        """RFC 7009; best effort. Returns False when the IdP has no endpoint or failed."""
+        meta = await self.metadata()
+        if not meta.revocation_endpoint:
+            return False
+        resp = await self._post(meta, meta.revocation_endpoint,
+                                {"token": token, "token_type_hint": hint})
+        return resp.status_code == 200
+
+    async def validate_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
+        kid = unverified_header(id_token).get("kid")
+        keys = await self.discovery.keys(kid if isinstance(kid, str) else None)
+        try:
+            return verify_id_token(
+                id_token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,
+                nonce=nonce, now=self._clock.now(), leeway=self.rp.clock_skew,
+                algorithms=self.rp.id_token_algs)
+        except IdTokenInvalid:
+            raise
+
+    async def end_session_url(self, *, id_token_hint: str | None,
+                              post_logout_redirect_uri: str) -> str | None:
+        meta = await self.metadata()
+        if not meta.end_session_endpoint:
+            return None
+        params = {"client_id": self.rp.client_id,
+                  "post_logout_redirect_uri": post_logout_redirect_uri}
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        sep = "&" if "?" in meta.end_session_endpoint else "?"
+        return meta.end_session_endpoint + sep + urlencode(params)

@@ -1,0 +1,1 @@
+"""Reverse proxy to the configured upstreams: route table, header policy, streaming client."""

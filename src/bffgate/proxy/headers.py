@@ -1,0 +1,86 @@
+"""Pure header policy for proxied requests and responses.
+
+Request: drop hop-by-hop headers and those named in ``Connection``; drop the browser's
+``Cookie`` and ``Authorization`` and anything that claims identity or routing
+(``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``, ``DPoP``...), matching names
+case-insensitively and with ``_`` read as ``-`` (so ``X_Forwarded_For`` can't slip through
+a server that aliases them); then add the gateway's own ``Authorization: Bearer``,
+``X-Forwarded-For/Proto/Host``, ``X-Request-Id`` and ``traceparent`` exactly once.
+Response: drop hop-by-hop headers and ``Set-Cookie`` (an upstream never sets cookies on the
+gateway's origin); add ``Cache-Control: no-store`` unless the upstream chose caching.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
+    b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization",
+})
+REQUEST_DROP = HOP_BY_HOP | frozenset({
+    b"cookie", b"cookie2", b"authorization", b"host", b"forwarded", b"x-forwarded-for",
+    b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"x-forwarded-prefix",
+    b"x-forwarded-uri", b"x-original-url", b"x-rewrite-url", b"x-real-ip", b"x-client-ip",
+    b"true-client-ip", b"cf-connecting-ip", b"x-request-id", b"traceparent", b"tracestate",
+    b"dpop", b"x-csrf", b"x-forwarded-user", b"x-forwarded-email", b"x-auth-request-user",
+    b"x-auth-request-email", b"x-forwarded-access-token", b"x-id-token", b"x-access-token",
+    b"x-userinfo", b"x-remote-user", b"remote-user",
+})
+RESPONSE_DROP = HOP_BY_HOP | frozenset({b"set-cookie", b"set-cookie2", b"date", b"server"})
+_TRACEPARENT = re.compile(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def _connection_named(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    named: set[bytes] = set()
+    for k, v in headers:
+        if k.lower() == b"connection":
+            named.update(t.strip().lower() for t in v.split(b",") if t.strip())
+    return named
+
+
+def _norm(name: bytes) -> bytes:
+    return name.lower().replace(b"_", b"-")
+
+
+def upstream_request_headers(
+    headers: list[tuple[bytes, bytes]], *, bearer: str | None, client_ip: str,
+    proto: str, host: str, request_id: str, traceparent: bytes | None,
+) -> list[tuple[bytes, bytes]]:
+    named = _connection_named(headers)
+    out = [(k, v) for k, v in headers
+           if _norm(k) not in REQUEST_DROP and _norm(k) not in named]
+    if bearer is not None:
+        out.append((b"authorization", b"Bearer " + bearer.encode("latin-1")))
+    out.append((b"x-forwarded-for", client_ip.encode("latin-1")))
+    out.append((b"x-forwarded-proto", proto.encode("latin-1")))
+    out.append((b"x-forwarded-host", host.encode("latin-1")))
+    out.append((b"x-request-id", request_id.encode("latin-1")))
+    out.append((b"traceparent", traceparent if traceparent and _TRACEPARENT.match(traceparent)
+                else new_traceparent()))
+    return out
+
+
+def new_traceparent() -> bytes:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode()
+
+
+def incoming_traceparent(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    for k, v in headers:
+        if k.lower() == b"traceparent" and _TRACEPARENT.match(v):
+            # keep the trace id, new span id for our hop
+            return v[:36] + secrets.token_hex(8).encode() + v[52:]
+    return None
+
+
+def downstream_response_headers(headers: list[tuple[bytes, bytes]], *,
+                                request_id: str) -> list[tuple[bytes, bytes]]:
+    named = _connection_named(headers)
+    out = [(k, v) for k, v in headers
+           if k.lower() not in RESPONSE_DROP and k.lower() not in named]
+    if not any(k.lower() == b"cache-control" for k, _ in out):
+        out.append((b"cache-control", b"no-store"))
+    out.append((b"vary", b"Cookie"))
+    out.append((b"x-request-id", request_id.encode("latin-1")))
+    return out

@@ -1,0 +1,75 @@
+"""Run ASGI apps with uvicorn on several listeners in one event loop, with one graceful
+shutdown for all of them (SIGTERM/SIGINT: stop accepting, drain in-flight requests, exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to ``serve_all``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _config(app: Any, listen: str, *, graceful: float) -> uvicorn.Config:
+    kwargs: dict[str, Any] = {
+        "lifespan": "off", "access_log": False, "server_header": False,
+        "date_header": True, "timeout_graceful_shutdown": graceful, "log_config": None,
+        "proxy_headers": False, "timeout_keep_alive": 30, "interface": "asgi3",
+    }
+    try:
+        import uvloop  # noqa: F401
+
+        kwargs["loop"] = "uvloop"
+    except ImportError:
+        kwargs["loop"] = "asyncio"
+    try:
+        import httptools  # noqa: F401
+
+        kwargs["http"] = "httptools"
+    except ImportError:
+        kwargs["http"] = "h11"
+    if listen.startswith("unix:"):
+        return uvicorn.Config(app, uds=listen[5:], **kwargs)
+    host, _, port = listen.rpartition(":")
+    return uvicorn.Config(app, host=host.strip("[]"), port=int(port), **kwargs)
+
+
+async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = 20.0,
+                    on_started: Any = None) -> None:
+    servers = [_Server(_config(app, listen, graceful=graceful)) for app, listen in apps]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for s in servers:
+            s.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    if on_started is not None:
+        while not all(s.started for s in servers):
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.02)
+        if all(s.started for s in servers):
+            on_started()
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for t in done:
+        if t.exception() is not None:
+            raise t.exception()  # type: ignore[misc]
+    if any(not s.started for s in servers):
+        raise SystemExit(1)

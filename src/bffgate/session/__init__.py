@@ -1,0 +1,1 @@
+"""Sessions and their tokens: model, service, refresh coordination (no HTTP, no Redis)."""

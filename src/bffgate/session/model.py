@@ -1,0 +1,107 @@
+"""Session domain values and their pure rules (no I/O): tokens, session, login record."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, repr=False)
+class Tokens:
+    """The token set of one session. Never rendered: repr shows presence only."""
+
+    access_token: str
+    refresh_token: str | None
+    id_token: str | None
+    access_expires_at: float | None
+    refresh_at: float | None = None  # when to refresh: expiry - refresh_ahead - jitter
+
+    def __repr__(self) -> str:
+        return (f"Tokens(access_token=True, refresh_token={self.refresh_token is not None}, "
+                f"id_token={self.id_token is not None}, access_expires_at={self.access_expires_at})")
+
+    def to_json(self) -> bytes:
+        return json.dumps({"at": self.access_token, "rt": self.refresh_token,
+                           "it": self.id_token}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, access_expires_at: float | None,
+                  refresh_at: float | None) -> Tokens:
+        d = json.loads(raw)
+        return cls(d["at"], d.get("rt"), d.get("it"), access_expires_at, refresh_at)
+
+    def access_token_valid(self, now: float) -> bool:
+        return self.access_expires_at is None or now < self.access_expires_at
+
+    def needs_refresh(self, now: float) -> bool:
+        """True once the refresh point is reached (and a refresh token exists)."""
+        if self.refresh_token is None or self.refresh_at is None:
+            return False
+        return now >= self.refresh_at
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """What one session record holds; ``claims`` are the ones the SPA may see."""
+
+    sub: str
+    idp_sid: str | None
+    claims: dict[str, Any]
+    created_at: float
+    absolute_expires_at: float
+    logout_id: str
+    tokens: Tokens = field(repr=True)
+
+    def with_tokens(self, tokens: Tokens) -> SessionData:
+        return replace(self, tokens=tokens)
+
+
+@dataclass(frozen=True, repr=False)
+class LoginRecord:
+    """The server side of one login in flight, keyed by ``state``."""
+
+    code_verifier: str
+    nonce: str
+    return_url: str
+    created_at: float
+    binding_hash: str
+
+    def __repr__(self) -> str:
+        return f"LoginRecord(return_url={self.return_url!r}, created_at={self.created_at})"
+
+
+# Claims the SPA may read from /bff/user. Anything token-like is never copied.
+VISIBLE_CLAIMS = ("sub", "name", "given_name", "family_name", "preferred_username", "email",
+                  "email_verified", "picture", "locale", "zoneinfo", "updated_at", "auth_time",
+                  "acr", "amr", "iss")
+
+
+def visible_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    return {k: claims[k] for k in VISIBLE_CLAIMS if k in claims}
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` of a JWT access token read without verification (the IdP issued it to
+    us over TLS; it is used only to schedule refresh). None for opaque tokens."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > 16384:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def refresh_point(issued_at: float, expires_at: float | None, refresh_ahead: float,
+                  jitter: float) -> float | None:
+    """When to refresh: ``refresh_ahead`` (+ jitter) before expiry, but never before half the
+    token's remaining life is used (a 10 s token with refresh_ahead 60 is refreshed at the
+    half-way point, not on every request)."""
+    if expires_at is None:
+        return None
+    halfway = issued_at + (expires_at - issued_at) / 2
+    return max(halfway, expires_at - refresh_ahead - jitter)

@@ -1,0 +1,1 @@
+"""Persistence of login records and sessions: the contract and its implementations."""

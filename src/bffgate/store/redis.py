@@ -1,0 +1,221 @@
+"""Redis SessionStore: standalone (redis://, rediss://, unix://), Sentinel or Cluster.
+
+Key scheme (``prefix`` defaults to ``bffgate:``):
+- ``{prefix}login:{state}``  login record, TTL = login timeout, taken with GETDEL
+- ``{prefix}s:{<h>}``         session record; ``h`` = SHA-256 of the session id
+- ``{prefix}lock:{<h>}``      refresh lease lock (same hash tag: same Cluster slot)
+- ``{prefix}sub:{sub}`` / ``{prefix}sid:{idp_sid}``  sets of ``h`` for revocation
+
+A session value is ``<absolute_expiry_ms>|<generation>|<payload>``: the header lets one Lua
+call read the record AND slide its TTL to min(idle, absolute remaining) on the hot path,
+and lets a rotated token set be saved with compare-and-set on the generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.lock import Lock
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import LockError, RedisError
+
+from bffgate.errors import StoreUnavailable
+from bffgate.store.base import StoredSession
+
+T = TypeVar("T")
+
+_LOAD = """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local abs = tonumber(string.match(v, '^(%d+)|'))
+local ttl = math.min(tonumber(ARGV[2]), abs - tonumber(ARGV[1]))
+if ttl <= 0 then redis.call('DEL', KEYS[1]) return false end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return v
+"""
+_REPLACE = """
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local abs, gen = string.match(v, '^(%d+)|(%d+)|')
+if gen ~= ARGV[1] then return -1 end
+local ttl = math.min(tonumber(ARGV[4]), tonumber(abs) - tonumber(ARGV[3]))
+if ttl <= 0 then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('SET', KEYS[1], abs .. '|' .. (tonumber(gen) + 1) .. '|' .. ARGV[2], 'PX', ttl)
+return 1
+"""
+
+
+def create_redis_client(
+    url: str, *, sentinel: dict[str, Any] | None = None, cluster: bool = False,
+    timeout: float = 2.0,
+) -> Any:
+    """Build the redis-py asyncio client for the configured topology."""
+    common: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 15,
+    }
+    if sentinel:
+        hosts = []
+        for h in sentinel["hosts"]:
+            host, _, port = str(h).rpartition(":")
+            hosts.append((host, int(port)))
+        parts = urlsplit(url)
+        sentinel_kwargs = {k: v for k, v in (("password", sentinel.get("password")),
+                                              ("username", sentinel.get("username"))) if v}
+        s = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None,
+                     password=parts.password, username=parts.username or None,
+                     ssl=parts.scheme == "rediss", **common)
+        return s.master_for(str(sentinel["master"]))
+    if cluster:
+        return RedisCluster.from_url(url, **common)
+    return aioredis.from_url(url, **common)
+
+
+class RedisLock:
+    """redis-py's token-checked Lock, with its errors kept inside the store."""
+
+    def __init__(self, lock: Lock) -> None:
+        self._lock = lock
+
+    async def acquire(self, wait_seconds: float) -> bool:
+        try:
+            return bool(await self._lock.acquire(blocking=True, blocking_timeout=wait_seconds))
+        except RedisError as exc:
+            raise StoreUnavailable(reason="redis_error") from exc
+
+    async def extend(self) -> bool:
+        try:
+            return bool(await self._lock.reacquire())
+        except LockError:
+            return False
+        except RedisError as exc:
+            raise StoreUnavailable(reason="redis_error") from exc
+
+    async def release(self) -> None:
+        try:
+            await self._lock.release()
+        except (LockError, RedisError):
+            # Not ours any more (lease expired) or Redis is away: the lease TTL frees it.
+            return
+
+
+class RedisStore:
+    """SessionStore on Redis; every RedisError becomes StoreUnavailable."""
+
+    def __init__(self, client: Any, key_prefix: str = "bffgate:",
+                 on_error: Callable[[], None] | None = None) -> None:
+        self._r = client
+        self._p = key_prefix
+        self._load = client.register_script(_LOAD)
+        self._replace = client.register_script(_REPLACE)
+        self._on_error = on_error
+
+    def _s(self, key: str) -> str:
+        return f"{self._p}s:{{{key}}}"
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            if self._on_error:
+                self._on_error()
+            raise StoreUnavailable(reason="redis_error") from exc
+
+    async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
+        await self._call(lambda: self._r.set(f"{self._p}login:{state}", data, ex=ttl_seconds))
+
+    async def take_login(self, state: str) -> bytes | None:
+        value = await self._call(lambda: self._r.getdel(f"{self._p}login:{state}"))
+        return bytes(value) if value is not None else None
+
+    async def create_session(
+        self, key: str, data: bytes, *, now_ms: int, idle_ms: int, absolute_expiry_ms: int,
+        sub: str, idp_sid: str | None,
+    ) -> None:
+        ttl = min(idle_ms, absolute_expiry_ms - now_ms)
+        value = f"{absolute_expiry_ms}|1|".encode() + data
+        index_ttl = max(1, (absolute_expiry_ms - now_ms) // 1000 + 60)
+
+        async def run() -> None:
+            await self._r.set(self._s(key), value, px=ttl)
+            pipe = self._r.pipeline(transaction=False)
+            pipe.sadd(f"{self._p}sub:{sub}", key)
+            pipe.expire(f"{self._p}sub:{sub}", index_ttl, gt=True)
+            pipe.expire(f"{self._p}sub:{sub}", index_ttl, nx=True)
+            if idp_sid:
+                pipe.sadd(f"{self._p}sid:{idp_sid}", key)
+                pipe.expire(f"{self._p}sid:{idp_sid}", index_ttl)
+            await pipe.execute()
+
+        await self._call(run)
+
+    async def load_session(self, key: str, *, now_ms: int, idle_ms: int) -> StoredSession | None:
+        raw = await self._call(lambda: self._load(keys=[self._s(key)], args=[now_ms, idle_ms]))
+        if not raw:
+            return None
+        raw = bytes(raw)
+        abs_part, _, rest = raw.partition(b"|")
+        gen_part, _, data = rest.partition(b"|")
+        return StoredSession(data, int(abs_part), int(gen_part))
+
+    async def replace_session(
+        self, key: str, data: bytes, *, expected_generation: int, now_ms: int, idle_ms: int
+    ) -> bool:
+        result = await self._call(lambda: self._replace(
+            keys=[self._s(key)], args=[expected_generation, data, now_ms, idle_ms]))
+        return int(result) == 1
+
+    async def delete_session(self, key: str, *, sub: str | None = None,
+                             idp_sid: str | None = None) -> bool:
+        async def run() -> int:
+            deleted = int(await self._r.delete(self._s(key)))
+            if sub or idp_sid:
+                pipe = self._r.pipeline(transaction=False)
+                if sub:
+                    pipe.srem(f"{self._p}sub:{sub}", key)
+                if idp_sid:
+                    pipe.srem(f"{self._p}sid:{idp_sid}", key)
+                await pipe.execute()
+            return deleted
+
+        return await self._call(run) > 0
+
+    async def _members(self, index: str) -> list[str]:
+        async def run() -> list[str]:
+            members = sorted(m.decode() if isinstance(m, bytes) else str(m)
+                             for m in await self._r.smembers(index))
+            live = []
+            for m in members:
+                if await self._r.exists(self._s(m)):
+                    live.append(m)
+                else:
+                    await self._r.srem(index, m)
+            return live
+
+        return await self._call(run)
+
+    async def keys_for_sub(self, sub: str) -> list[str]:
+        return await self._members(f"{self._p}sub:{sub}")
+
+    async def keys_for_idp_sid(self, idp_sid: str) -> list[str]:
+        return await self._members(f"{self._p}sid:{idp_sid}")
+
+    def refresh_lock(self, key: str, lease_seconds: float) -> RedisLock:
+        name = f"{self._p}lock:{{{key}}}"
+        return RedisLock(Lock(self._r, name, timeout=lease_seconds, sleep=0.02,
+                              thread_local=False))
+
+    async def ping(self) -> None:
+        await self._call(lambda: self._r.ping())
+
+    async def close(self) -> None:
+        try:
+            await self._r.aclose()
+        except (RedisError, OSError):
+            return

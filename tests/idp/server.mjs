@@ -1,0 +1,401 @@
+// Test-only OpenID Provider for the bffgate test suite (oidc-provider v9).
+//
+// Configured by ONE JSON document in the IDP_CONFIG environment variable:
+//   {
+//     "port": 9400,                       (required)
+//     "clients": [ {client metadata}, ...],
+//     "access_token_ttl": 300, "id_token_ttl": 300, "refresh_token_ttl": 86400,
+//     "rotate_refresh_tokens": true,      (rotate the refresh token on every use)
+//     "auto_consent": true                (grant the requested scopes without a consent page)
+//   }
+// Issuer: http://127.0.0.1:<port>. Prints exactly one line "READY <issuer>" on stdout once
+// listening; everything else (oidc-provider notices included) goes to stderr.
+//
+// Test-only endpoints (served before the provider's own routes):
+//   GET  /test/stats        {"token_requests": [{grant_type, client_auth: basic|post|none,
+//                           status, ts}], "refresh_grants": n, "refresh_success": n}
+//   POST /test/reset        clear the stats
+//   POST /test/backchannel  {"sub": ..., "sid"?: ..., "client_id"?: ...} -> send back-channel
+//                           logout tokens to the clients that registered a backchannel_logout_uri
+//
+// Behaviour worth knowing: PKCE (S256) is required for every client; offline_access in the
+// scope yields a refresh token even without prompt=consent; scope claims (name, email) are in
+// the ID token too; back-channel logout may target loopback only (never off this machine).
+// IDP_EXIT_ON_STDIN_EOF=1 makes the process exit when its stdin closes (parent died).
+//
+// Never use this outside tests: any login/password is accepted.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+
+import Provider from 'oidc-provider';
+
+// oidc-provider writes its NOTICE lines with console.info (stdout); keep stdout for READY only.
+console.info = (...args) => console.error(...args);
+console.log = (...args) => console.error(...args);
+
+function fail(message) {
+  process.stderr.write(`test-idp: ${message}\n`);
+  process.exit(2);
+}
+
+let config;
+try {
+  config = JSON.parse(process.env.IDP_CONFIG ?? '');
+} catch (err) {
+  fail(`IDP_CONFIG must be a JSON document: ${err.message}`);
+}
+if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+  fail('IDP_CONFIG must be a JSON object');
+}
+
+const port = Number(config.port);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+  fail('IDP_CONFIG.port must be an integer between 1 and 65535');
+}
+
+function seconds(name, fallback) {
+  const value = config[name] ?? fallback;
+  if (!Number.isInteger(value) || value <= 0) {
+    fail(`IDP_CONFIG.${name} must be a positive integer (seconds)`);
+  }
+  return value;
+}
+
+const accessTokenTtl = seconds('access_token_ttl', 300);
+const idTokenTtl = seconds('id_token_ttl', 300);
+const refreshTokenTtl = seconds('refresh_token_ttl', 86400);
+const rotateRefreshTokens = config.rotate_refresh_tokens ?? true;
+const autoConsent = config.auto_consent ?? true;
+const clients = config.clients ?? [];
+if (!Array.isArray(clients)) {
+  fail('IDP_CONFIG.clients must be an array');
+}
+
+const issuer = `http://127.0.0.1:${port}`;
+
+// ---------------------------------------------------------------------------------------------
+// Keys: generated per process, so a restart invalidates every token (by design).
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: `test-${randomBytes(6).toString('hex')}` };
+
+// ---------------------------------------------------------------------------------------------
+// Accounts: any login is an account whose sub is the login name.
+
+async function findAccount(_ctx, sub) {
+  return {
+    accountId: sub,
+    async claims() {
+      return { sub, name: `${sub} Example`, email: `${sub}@example.test` };
+    },
+  };
+}
+
+// offline_access without prompt=consent.
+//
+// oidc-provider drops offline_access from every authorization request that lacks
+// prompt=consent (OpenID Connect Core 11), before interactions start. This test OP puts it back
+// whenever the raw request asked for it and the client may use the refresh_token grant, so a
+// plain "scope=openid ... offline_access" login yields a refresh token (as with most IdPs).
+// The raw scope is read from the request itself (/auth) or, on resume after the login page,
+// remembered by interaction uid (the stored interaction params are already stripped).
+
+const OFFLINE = 'offline_access';
+const offlineInteractions = new Set();
+
+function rawScopeHasOffline(ctx) {
+  const raw = ctx.method === 'POST' ? ctx.oidc?.body?.scope : ctx.query.scope;
+  return typeof raw === 'string' && raw.split(' ').includes(OFFLINE);
+}
+
+function restoreOfflineAccess(ctx) {
+  const { oidc } = ctx;
+  if (!oidc.client.grantTypeAllowed('refresh_token')) return;
+  if (!String(oidc.params.response_type ?? '').split(' ').includes('code')) return;
+  let wanted = false;
+  if (oidc.route === 'authorization') {
+    wanted = rawScopeHasOffline(ctx);
+  } else if (oidc.route === 'resume') {
+    const uid = oidc.entities.Interaction?.uid;
+    wanted = uid !== undefined && offlineInteractions.has(uid);
+  }
+  const scopes = String(oidc.params.scope ?? '').split(' ').filter(Boolean);
+  if (wanted && !scopes.includes(OFFLINE)) {
+    oidc.params.scope = [...scopes, OFFLINE].join(' ');
+  }
+}
+
+// Runs around the provider's /auth route: remember the interactions started by a request
+// that asked for offline_access.
+async function rememberOfflineInteractions(ctx, next) {
+  await next();
+  if (ctx.path !== '/auth' || !ctx.oidc || !rawScopeHasOffline(ctx)) return;
+  const location = ctx.response.get('location');
+  const match = /^(?:https?:\/\/[^/]+)?\/interaction\/([^/?#]+)/.exec(location);
+  if (match) {
+    offlineInteractions.add(match[1]);
+    if (offlineInteractions.size > 10000) {
+      offlineInteractions.delete(offlineInteractions.values().next().value);
+    }
+  }
+}
+
+// Called (with a logged-in account) on /auth and on resume after the interactions.
+// With auto_consent (default) the requested OIDC scopes and claims are granted without the
+// consent page (first-party style); otherwise the devInteractions consent page asks.
+async function loadExistingGrant(ctx) {
+  const { oidc } = ctx;
+  restoreOfflineAccess(ctx);
+  const grantId = oidc.result?.consent?.grantId || oidc.session.grantIdFor(oidc.client.clientId);
+  let grant;
+  if (grantId) {
+    grant = await oidc.provider.Grant.find(grantId);
+  }
+  if (!autoConsent) {
+    return grant;
+  }
+  if (!grant) {
+    grant = new oidc.provider.Grant({ accountId: oidc.session.accountId, clientId: oidc.client.clientId });
+  }
+  const scopes = [...oidc.requestParamOIDCScopes];
+  if (scopes.length) {
+    grant.addOIDCScope(scopes.join(' '));
+  }
+  const claims = [...oidc.requestParamClaims];
+  if (claims.length) {
+    grant.addOIDCClaims(claims);
+  }
+  await grant.save();
+  return grant;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outgoing requests (back-channel logout): loopback targets only, no SSRF filter for them.
+
+function isLoopbackHost(hostname) {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+async function loopbackOnlyFetch(url, options) {
+  const target = new URL(url);
+  if (!isLoopbackHost(target.hostname)) {
+    throw new Error(`test-idp refuses to send a request off this machine: ${target.origin}`);
+  }
+  // oidc-provider installs a dispatcher that drops connections to special-use addresses
+  // (loopback included); loopback is exactly where the test gateway lives.
+  const { dispatcher, ...rest } = options;
+  return globalThis.fetch(url, rest);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const provider = new Provider(issuer, {
+  clients,
+  findAccount,
+  loadExistingGrant,
+  jwks: { keys: [signingKey] },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  claims: {
+    openid: ['sub'],
+    profile: ['name'],
+    email: ['email'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  responseTypes: ['code'],
+  // Put scope-derived claims (name, email) in the ID token too, as most IdPs do.
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  clientBasedCORS: () => false,
+  issueRefreshToken: async (_ctx, client, code) => (
+    client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access')
+  ),
+  rotateRefreshToken: () => rotateRefreshTokens === true,
+  ttl: {
+    AccessToken: accessTokenTtl,
+    IdToken: idTokenTtl,
+    RefreshToken: refreshTokenTtl,
+    AuthorizationCode: 60,
+    Interaction: 600,
+    Session: Math.max(refreshTokenTtl, 86400),
+    Grant: Math.max(refreshTokenTtl, 86400),
+  },
+  features: {
+    devInteractions: { enabled: true },
+    introspection: {
+      enabled: true,
+      allowedPolicy: async (_ctx, client, token) => (
+        client.clientAuthMethod !== 'none' || token.clientId === client.clientId
+      ),
+    },
+    revocation: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+  },
+  fetch: loopbackOnlyFetch,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Test-only observability.
+
+const stats = { token_requests: [], refresh_grants: 0, refresh_success: 0 };
+
+function resetStats() {
+  stats.token_requests = [];
+  stats.refresh_grants = 0;
+  stats.refresh_success = 0;
+}
+
+function clientAuthOf(ctx, body) {
+  const authorization = ctx.get('authorization');
+  if (/^basic\s/i.test(authorization)) return 'basic';
+  if (body && typeof body.client_secret === 'string') return 'post';
+  return 'none';
+}
+
+async function readJson(ctx) {
+  const chunks = [];
+  for await (const chunk of ctx.req) chunks.push(chunk);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text ? JSON.parse(text) : {};
+}
+
+async function testRoutes(ctx, next) {
+  if (ctx.path === '/test/stats' && ctx.method === 'GET') {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/test/reset' && ctx.method === 'POST') {
+    resetStats();
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.path === '/test/backchannel' && ctx.method === 'POST') {
+    let input;
+    try {
+      input = await readJson(ctx);
+    } catch {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid JSON body' };
+      return;
+    }
+    if (!input || typeof input.sub !== 'string') {
+      ctx.status = 400;
+      ctx.body = { error: 'sub (string) is required' };
+      return;
+    }
+    const ids = input.client_id ? [input.client_id] : clients.map((c) => c.client_id);
+    const results = [];
+    for (const id of ids) {
+      // eslint-disable-next-line no-await-in-loop
+      const client = await provider.Client.find(id);
+      if (!client?.backchannelLogoutUri) continue;
+      try {
+        // eslint-disable-next-line no-await-in-loop
+        await client.backchannelLogout(input.sub, input.sid);
+        results.push({ client_id: id, ok: true });
+      } catch (err) {
+        console.error(`test-idp: back-channel logout to ${client.backchannelLogoutUri} failed:`, err);
+        results.push({ client_id: id, ok: false, error: String(err?.cause?.message ?? err?.message ?? err) });
+      }
+    }
+    ctx.body = { sent: results };
+    return;
+  }
+
+  const isTokenRequest = ctx.path === '/token' && ctx.method === 'POST';
+  await next();
+
+  if (isTokenRequest) {
+    // The provider parsed the form body by now.
+    const body = ctx.oidc?.body ?? {};
+    const grantType = typeof body.grant_type === 'string' ? body.grant_type : null;
+    stats.token_requests.push({
+      grant_type: grantType,
+      client_auth: clientAuthOf(ctx, body),
+      status: ctx.status,
+      ts: Date.now(),
+    });
+    if (grantType === 'refresh_token') {
+      stats.refresh_grants += 1;
+      if (ctx.status === 200) stats.refresh_success += 1;
+    }
+  }
+}
+
+// Strip external resources (web fonts) from the provider's HTML pages: no request may leave
+// 127.0.0.1, including the browser's.
+async function localOnlyHtml(ctx, next) {
+  await next();
+  if (typeof ctx.body === 'string' && ctx.response.is('html')) {
+    ctx.body = ctx.body.replace(/@import\s+url\(\s*['"]?https?:\/\/[^)]*\)\s*;?/gi, '');
+    if (!ctx.response.get('content-security-policy')) {
+      ctx.set(
+        'content-security-policy',
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:",
+      );
+    }
+  }
+}
+
+provider.use(testRoutes);
+provider.use(localOnlyHtml);
+provider.use(rememberOfflineInteractions);
+
+// ---------------------------------------------------------------------------------------------
+// Error logging (stderr).
+
+provider.on('server_error', (ctx, err) => {
+  console.error(`test-idp: server_error on ${ctx?.method} ${ctx?.path}:`, err);
+});
+for (const event of ['grant.error', 'authorization.error', 'introspection.error', 'revocation.error', 'end_session.error', 'userinfo.error']) {
+  provider.on(event, (ctx, err) => {
+    console.error(`test-idp: ${event} on ${ctx?.method} ${ctx?.path}: ${err?.name}: ${err?.message}${err?.error_description ? ` (${err.error_description})` : ''}`);
+  });
+}
+provider.on('backchannel.error', (client, err, accountId, sid) => {
+  console.error(`test-idp: backchannel.error for client ${client?.clientId} (sub=${accountId}, sid=${sid}):`, err);
+});
+
+// Static clients are validated lazily by oidc-provider: check them now, fail fast.
+for (const metadata of clients) {
+  try {
+    // eslint-disable-next-line no-await-in-loop
+    const client = await provider.Client.find(String(metadata?.client_id));
+    if (!client) fail(`client ${JSON.stringify(metadata?.client_id)} could not be loaded`);
+  } catch (err) {
+    fail(`invalid client ${JSON.stringify(metadata?.client_id)}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`);
+  }
+}
+
+// With IDP_EXIT_ON_STDIN_EOF=1 the OP exits when its stdin closes, i.e. when the test
+// process that spawned it (holding the pipe) dies without stopping it.
+if (process.env.IDP_EXIT_ON_STDIN_EOF === '1') {
+  process.stdin.on('end', () => {
+    console.error('test-idp: stdin closed (parent gone), exiting');
+    process.exit(0);
+  });
+  process.stdin.resume();
+}
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`READY ${issuer}\n`);
+});
+server.on('error', (err) => {
+  console.error(`test-idp: cannot listen on 127.0.0.1:${port}:`, err);
+  process.exit(1);
+});
+
+function shutdown(signal) {
+  console.error(`test-idp: ${signal}, shutting down`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,0 +1,461 @@
+"""Drive the test OpenID provider (tests/idp/server.mjs, npm ``oidc-provider`` v9).
+
+``OidcProviderProcess`` runs the OP as a child process on 127.0.0.1; ``complete_idp_login``
+logs a user in through the OP's plain-HTML dev interactions without a browser.
+
+Node dependencies must be installed first: ``npm ci --prefix tests/idp``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+IDP_DIR = Path(__file__).resolve().parent.parent / "idp"
+SERVER_SCRIPT = IDP_DIR / "server.mjs"
+NODE_MODULES = IDP_DIR / "node_modules"
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class IdpStartError(RuntimeError):
+    """The test OP did not start."""
+
+
+class OidcProviderProcess:
+    """A real oidc-provider OP on ``http://127.0.0.1:<port>``.
+
+    ``clients`` are oidc-provider client metadata dicts (client_id, client_secret,
+    redirect_uris, token_endpoint_auth_method, ...). All state is in memory and signing keys
+    are made at start, so ``restart()`` invalidates every token and session.
+    """
+
+    def __init__(
+        self,
+        clients: list[dict[str, Any]],
+        access_token_ttl: int = 300,
+        rotate_refresh_tokens: bool = True,
+        port: int | None = None,
+        *,
+        id_token_ttl: int = 300,
+        refresh_token_ttl: int = 86400,
+        auto_consent: bool = True,
+    ) -> None:
+        self.clients = clients
+        self.access_token_ttl = access_token_ttl
+        self.rotate_refresh_tokens = rotate_refresh_tokens
+        self.id_token_ttl = id_token_ttl
+        self.refresh_token_ttl = refresh_token_ttl
+        self.auto_consent = auto_consent
+        self._fixed_port = port is not None
+        self._port = port if port is not None else free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._logdir: str | None = None
+        self._metadata: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stderr_text(self) -> str:
+        """Everything the OP wrote to stderr so far (warnings, errors)."""
+        if self._logdir is None:
+            return ""
+        path = Path(self._logdir) / "stderr.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _config(self) -> str:
+        return json.dumps(
+            {
+                "port": self._port,
+                "clients": self.clients,
+                "access_token_ttl": self.access_token_ttl,
+                "id_token_ttl": self.id_token_ttl,
+                "refresh_token_ttl": self.refresh_token_ttl,
+                "rotate_refresh_tokens": self.rotate_refresh_tokens,
+                "auto_consent": self.auto_consent,
+            }
+        )
+
+    def start(self) -> OidcProviderProcess:
+        if self.running:
+            return self
+        if not (NODE_MODULES / "oidc-provider").is_dir():
+            raise IdpStartError(
+                f"{NODE_MODULES} is missing: install the test IdP's node dependencies with "
+                "`npm ci --prefix tests/idp` (from the repository root)"
+            )
+        node = shutil.which("node")
+        if node is None:
+            raise IdpStartError("`node` is not on PATH: the test IdP needs Node.js 20+")
+        attempts = 1 if self._fixed_port else 3
+        for attempt in range(attempts):
+            try:
+                self._spawn(node)
+                return self
+            except IdpStartError as exc:
+                if attempt + 1 < attempts and "EADDRINUSE" in str(exc):
+                    self._port = free_port()
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _spawn(self, node: str) -> None:
+        if self._logdir is None:
+            self._logdir = tempfile.mkdtemp(prefix="bffgate-test-idp-")
+        out_path = Path(self._logdir) / "stdout.log"
+        err_path = Path(self._logdir) / "stderr.log"
+        # IDP_EXIT_ON_STDIN_EOF: the OP exits if this process dies and the stdin pipe closes.
+        env = dict(os.environ, IDP_CONFIG=self._config(), IDP_EXIT_ON_STDIN_EOF="1")
+        # Files, not pipes: nobody drains a pipe during the test and a full one blocks node.
+        with out_path.open("wb") as out, err_path.open("ab") as err:
+            self._proc = subprocess.Popen(
+                [node, str(SERVER_SCRIPT)],
+                cwd=IDP_DIR,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+            )
+        self._metadata = None
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            text = out_path.read_text(errors="replace")
+            if any(line.startswith("READY ") for line in text.splitlines()):
+                return
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._close_stdin(self._proc)
+                self._proc = None
+                raise IdpStartError(
+                    f"test IdP exited with code {code} before it was ready; stderr:\n"
+                    f"{self.stderr_text()}"
+                )
+            if time.monotonic() > deadline:
+                self._terminate()
+                raise IdpStartError(
+                    f"test IdP printed no READY line within {START_TIMEOUT:.0f} s; stdout:\n"
+                    f"{text}\nstderr:\n{self.stderr_text()}"
+                )
+            time.sleep(0.02)
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is not None:
+            self._close_stdin(proc)
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+        self._close_stdin(proc)
+
+    @staticmethod
+    def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+
+    def stop(self) -> None:
+        """SIGTERM the OP by PID, SIGKILL after 5 s. Safe to call twice."""
+        self._terminate()
+        self._metadata = None
+
+    def restart(self) -> OidcProviderProcess:
+        """Stop and start again on the same port (new keys, no tokens, no sessions)."""
+        self.stop()
+        self._fixed_port = True
+        return self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._logdir is not None:
+            shutil.rmtree(self._logdir, ignore_errors=True)
+            self._logdir = None
+
+    def __enter__(self) -> OidcProviderProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ HTTP helpers
+
+    def _http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.issuer, timeout=10.0, trust_env=False)
+
+    def metadata(self) -> dict[str, Any]:
+        """The OP's discovery document (cached until the next stop)."""
+        if self._metadata is None:
+            with self._http() as http:
+                resp = http.get("/.well-known/openid-configuration")
+                resp.raise_for_status()
+                self._metadata = resp.json()
+        return self._metadata
+
+    def endpoint(self, name: str) -> str:
+        """A discovery URL, e.g. ``endpoint("token")`` -> metadata["token_endpoint"]."""
+        return str(self.metadata()[f"{name}_endpoint"])
+
+    def stats(self) -> dict[str, Any]:
+        """``{"token_requests": [{grant_type, client_auth, status, ts}], "refresh_grants",
+        "refresh_success"}`` since start or the last ``reset_stats()``."""
+        with self._http() as http:
+            resp = http.get("/test/stats")
+            resp.raise_for_status()
+            data: dict[str, Any] = resp.json()
+            return data
+
+    def reset_stats(self) -> None:
+        with self._http() as http:
+            http.post("/test/reset").raise_for_status()
+
+    def introspect(self, token: str, client_id: str, client_secret: str) -> dict[str, Any]:
+        """RFC 7662 introspection, authenticating with client_secret_basic."""
+        with self._http() as http:
+            resp = http.post(
+                self.endpoint("introspection"),
+                data={"token": token},
+                auth=(client_id, client_secret),
+            )
+            resp.raise_for_status()
+            data: dict[str, Any] = resp.json()
+            return data
+
+    def revoke(
+        self, token: str, client_id: str, client_secret: str, token_type_hint: str | None = None
+    ) -> None:
+        """RFC 7009 revocation (client_secret_basic). Revoking an access token also kills the
+        refresh tokens of the same grant."""
+        data = {"token": token}
+        if token_type_hint:
+            data["token_type_hint"] = token_type_hint
+        with self._http() as http:
+            resp = http.post(
+                self.endpoint("revocation"), data=data, auth=(client_id, client_secret)
+            )
+            resp.raise_for_status()
+
+    def send_backchannel_logout(
+        self, sub: str, sid: str | None = None, client_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Make the OP POST a logout_token to every client (or ``client_id``) that registered
+        a backchannel_logout_uri. Returns ``[{"client_id", "ok", "error"?}]``."""
+        body: dict[str, Any] = {"sub": sub}
+        if sid is not None:
+            body["sid"] = sid
+        if client_id is not None:
+            body["client_id"] = client_id
+        with self._http() as http:
+            resp = http.post("/test/backchannel", json=body)
+            resp.raise_for_status()
+            sent: list[dict[str, Any]] = resp.json()["sent"]
+            return sent
+
+
+# ---------------------------------------------------------------------- scripted login
+
+
+class _Form:
+    def __init__(self, action: str | None, method: str, form_id: str | None) -> None:
+        self.action = action
+        self.method = method
+        self.id = form_id
+        self.fields: dict[str, str] = {}
+        self.buttons: list[tuple[str, str]] = []
+
+
+class _FormParser(HTMLParser):
+    """Collects <form>s with their <input>s and named <button>s (incl. form="id" owners)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[_Form] = []
+        self._current: _Form | None = None
+        self._orphans: list[tuple[str | None, str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form":
+            self._current = _Form(a.get("action"), (a.get("method") or "get").lower(), a.get("id"))
+            self.forms.append(self._current)
+        elif tag in ("input", "button"):
+            name = a.get("name")
+            if not name:
+                return
+            kind = a.get("type", "submit" if tag == "button" else "text").lower()
+            owner = a.get("form")
+            if owner is not None or self._current is None:
+                self._orphans.append((owner, kind, name, a.get("value", "")))
+            elif kind == "submit":
+                self._current.buttons.append((name, a.get("value", "")))
+            elif kind not in ("checkbox", "radio") or "checked" in a:
+                self._current.fields[name] = a.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None
+
+    def close(self) -> None:
+        super().close()
+        by_id = {f.id: f for f in self.forms if f.id}
+        for owner, kind, name, value in self._orphans:
+            form = by_id.get(owner or "")
+            if form is None:
+                continue
+            if kind == "submit":
+                form.buttons.append((name, value))
+            else:
+                form.fields[name] = value
+
+
+def _parse_forms(html: str) -> list[_Form]:
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    return parser.forms
+
+
+class IdpLoginError(AssertionError):
+    """The scripted login did not reach the redirect URI."""
+
+
+async def complete_idp_login(
+    client: httpx.AsyncClient,
+    authorize_url: str,
+    redirect_uri_prefix: str,
+    login: str = "alice",
+    *,
+    password: str = "password",
+    max_steps: int = 20,
+) -> str:
+    """Log ``login`` in at the OP and return the final redirect URL (NOT requested).
+
+    Starts from the authorization URL the gateway redirected to, follows the OP's own
+    redirects by hand, posts the login form (``login``/``password``) and the consent form
+    (with its hidden inputs) when shown, and stops at the first Location that starts with
+    ``redirect_uri_prefix`` (the gateway callback with code/state/iss, or an error).
+    ``client`` must keep cookies between calls (the OP's session/interaction cookies).
+    """
+    method, url, data = "GET", authorize_url, None
+    trail: list[str] = []
+    for _ in range(max_steps):
+        trail.append(f"{method} {url}")
+        resp = await client.request(method, url, data=data, follow_redirects=False)
+        if resp.is_redirect:
+            location = urljoin(url, resp.headers["location"])
+            if location.startswith(redirect_uri_prefix):
+                return location
+            method, url, data = "GET", location, None
+            continue
+        body = resp.text
+        if resp.status_code != 200 or "html" not in resp.headers.get("content-type", ""):
+            raise IdpLoginError(
+                f"unexpected OP response {resp.status_code} for {method} {url}\n"
+                f"trail: {trail}\nbody: {body[:2000]}"
+            )
+        forms = _parse_forms(body)
+        form = next((f for f in forms if "login" in f.fields and "password" in f.fields), None)
+        if form is not None:
+            form.fields["login"] = login
+            form.fields["password"] = password
+        else:
+            form = next((f for f in forms if f.fields.get("prompt") == "consent"), None)
+        if form is None:
+            raise IdpLoginError(
+                f"no login or consent form on the OP page {url}\ntrail: {trail}\n"
+                f"body: {body[:2000]}"
+            )
+        action = urljoin(url, form.action or url)
+        if form.method == "post":
+            method, url, data = "POST", action, dict(form.fields)
+        else:
+            query = httpx.QueryParams(form.fields)
+            method, url, data = "GET", f"{action.split('?', 1)[0]}?{query}", None
+    raise IdpLoginError(f"login did not reach {redirect_uri_prefix} in {max_steps} steps: {trail}")
+
+
+async def complete_idp_logout(
+    client: httpx.AsyncClient,
+    end_session_url: str,
+    post_logout_redirect_prefix: str,
+    *,
+    max_steps: int = 10,
+) -> str:
+    """Confirm an RP-initiated logout at the OP ("Yes, sign me out") and return the final
+    Location that starts with ``post_logout_redirect_prefix`` (NOT requested).
+
+    ``end_session_url`` is the OP's /session/end URL the gateway redirected to; ``client``
+    must hold the OP cookies of the login (the OP ends only the session it can see). The OP
+    sends its back-channel logout requests while handling the confirmation.
+    """
+    method, url, data = "GET", end_session_url, None
+    trail: list[str] = []
+    for _ in range(max_steps):
+        trail.append(f"{method} {url}")
+        resp = await client.request(method, url, data=data, follow_redirects=False)
+        if resp.is_redirect:
+            location = urljoin(url, resp.headers["location"])
+            if location.startswith(post_logout_redirect_prefix):
+                return location
+            method, url, data = "GET", location, None
+            continue
+        forms = _parse_forms(resp.text) if resp.status_code == 200 else []
+        form = next((f for f in forms if "xsrf" in f.fields), None)
+        if form is None:
+            raise IdpLoginError(
+                f"unexpected OP response {resp.status_code} for {method} {url}\n"
+                f"trail: {trail}\nbody: {resp.text[:2000]}"
+            )
+        method, url = "POST", urljoin(url, form.action or url)
+        data = {**form.fields, "logout": "yes"}
+    raise IdpLoginError(
+        f"logout did not reach {post_logout_redirect_prefix} in {max_steps} steps: {trail}"
+    )
