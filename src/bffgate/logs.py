@@ -18,6 +18,7 @@ SECRET_KEYS = frozenset(
         "verifier", "client_secret", "secret", "secret_keys", "password", "cookie", "cookies",
         "set_cookie", "authorization", "proxy_authorization", "id_token_hint", "logout_token",
         "client_assertion", "state", "nonce", "session_id", "admin_token", "assertion",
+        "private_key",
     }
 )
 REDACTED = "[REDACTED]"
@@ -25,7 +26,7 @@ REDACTED = "[REDACTED]"
 # our own cookie values, and query strings carrying code/state/tokens.
 _VALUE_PATTERNS = [
     re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"\bv1\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_.-]+"),
     re.compile(
         r"(?i)([?&](?:code|state|nonce|code_verifier|access_token|refresh_token|id_token|"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -21,6 +22,10 @@ VERSION = "v1"
 SALT = "bffgate.session-cookie.v1"
 _ID_BYTES = 32
 _B64_LEN = 43  # unpadded base64url of 32 bytes
+# id . secret . HMAC-SHA256 signature, each exactly 43 base64url characters. Checked before
+# verifying: base64 decoding is lenient ('+' for '-', spare bits in the last character), so
+# without this several different strings would verify as the same cookie.
+_BODY = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}")
 
 
 class CookieInvalid(ValueError):
@@ -65,6 +70,11 @@ def _unb64(text: str) -> bytes:
         raise CookieInvalid("bad encoding") from exc
 
 
+def _canonical(text: str) -> bool:
+    """True when ``text`` is the one base64url spelling of its bytes (no spare bits set)."""
+    return _b64(base64.urlsafe_b64decode(text + "=")) == text
+
+
 class CookieCodec:
     """Encode and verify session cookie values with rotating keys."""
 
@@ -83,6 +93,8 @@ class CookieCodec:
         version, sep, rest = value.partition(".")
         if not sep or version != VERSION:
             raise CookieInvalid("unknown version")
+        if not _BODY.fullmatch(rest) or not _canonical(rest[-_B64_LEN:]):
+            raise CookieInvalid("malformed")
         try:
             payload = self._signer.unsign(rest).decode("ascii")
         except BadSignature as exc:

@@ -28,15 +28,25 @@ REQUEST_DROP = HOP_BY_HOP | frozenset({
     b"x-auth-request-email", b"x-forwarded-access-token", b"x-id-token", b"x-access-token",
     b"x-userinfo", b"x-remote-user", b"remote-user",
 })
-RESPONSE_DROP = HOP_BY_HOP | frozenset({b"set-cookie", b"set-cookie2", b"date", b"server"})
+# x-request-id: the gateway adds its own (an upstream echoing it would make two).
+RESPONSE_DROP = HOP_BY_HOP | frozenset({
+    b"set-cookie", b"set-cookie2", b"date", b"server", b"x-request-id",
+})
 _TRACEPARENT = re.compile(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_ZERO_TRACE_ID, _ZERO_PARENT_ID = b"0" * 32, b"0" * 16
+
+
+def _valid_traceparent(value: bytes) -> bool:
+    """W3C Trace Context 3.2: version 00, lower-case hex, trace and parent ids not all zero."""
+    return (_TRACEPARENT.match(value) is not None and value[3:35] != _ZERO_TRACE_ID
+            and value[36:52] != _ZERO_PARENT_ID)
 
 
 def _connection_named(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
     named: set[bytes] = set()
     for k, v in headers:
         if k.lower() == b"connection":
-            named.update(t.strip().lower() for t in v.split(b",") if t.strip())
+            named.update(_norm(t.strip()) for t in v.split(b",") if t.strip())
     return named
 
 
@@ -57,7 +67,7 @@ def upstream_request_headers(
     out.append((b"x-forwarded-proto", proto.encode("latin-1")))
     out.append((b"x-forwarded-host", host.encode("latin-1")))
     out.append((b"x-request-id", request_id.encode("latin-1")))
-    out.append((b"traceparent", traceparent if traceparent and _TRACEPARENT.match(traceparent)
+    out.append((b"traceparent", traceparent if traceparent and _valid_traceparent(traceparent)
                 else new_traceparent()))
     return out
 
@@ -68,7 +78,7 @@ def new_traceparent() -> bytes:
 
 def incoming_traceparent(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     for k, v in headers:
-        if k.lower() == b"traceparent" and _TRACEPARENT.match(v):
+        if k.lower() == b"traceparent" and _valid_traceparent(v):
             # keep the trace id, new span id for our hop
             return v[:36] + secrets.token_hex(8).encode() + v[52:]
     return None
@@ -78,7 +88,7 @@ def downstream_response_headers(headers: list[tuple[bytes, bytes]], *,
                                 request_id: str) -> list[tuple[bytes, bytes]]:
     named = _connection_named(headers)
     out = [(k, v) for k, v in headers
-           if k.lower() not in RESPONSE_DROP and k.lower() not in named]
+           if _norm(k) not in RESPONSE_DROP and _norm(k) not in named]
     if not any(k.lower() == b"cache-control" for k, _ in out):
         out.append((b"cache-control", b"no-store"))
     out.append((b"vary", b"Cookie"))

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 _BAD_ENCODED = re.compile(r"%(2[fF]|5[cC]|2[eE]|00)|%25[0-9a-fA-F]{2}")
-_CONTROL = re.compile(r"[\x00-\x20\x7f\\]")
+_CONTROL = re.compile(r"[\x00-\x20\x7f\\]")  # raw path: no space either (RFC 9112)
+# After decoding, an encoded space (%20) is ordinary path data; controls still are not.
+_DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 class PathNotAllowed(ValueError):
@@ -55,7 +57,7 @@ def check_path(raw_path: str) -> str:
     if _BAD_ENCODED.search(raw_path):
         raise PathNotAllowed("encoded_separator_or_dot")
     decoded = unquote(raw_path)
-    if _CONTROL.search(decoded):
+    if _DECODED_CONTROL.search(decoded):
         raise PathNotAllowed("control_or_backslash")
     segments = decoded.split("/")[1:]
     for i, seg in enumerate(segments):

@@ -1,0 +1,114 @@
+"""One bffgate gateway worker for the benchmark, run in its own process.
+
+    python bench/_gateway.py --port P --upstream http://127.0.0.1:U --redis-port R \
+        --client aiohttp|httpx|httpx-aiohttp [--log-level warning|info] [--uvloop]
+        [--cprofile FILE]
+
+Builds Settings the way a deployment would (Redis store, one ``/api`` user route), creates
+ONE session directly through the session service (no IdP involved: the issuer
+http://127.0.0.1:1 is never contacted) and prints its cookie value as the first line on
+stdout, then serves the public app with bffgate's own server (uvicorn + httptools, on the
+loop asyncio.run() gives, like `bffgate serve`) until SIGTERM. Audit lines (info level)
+follow on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp")
+
+
+def upstream_factory(name: str) -> Callable[[], Any]:
+    from bffgate.proxy.forward import AiohttpUpstream, HttpxUpstream
+
+    if name == "aiohttp":
+        return AiohttpUpstream
+    if name == "httpx":
+        return HttpxUpstream
+    if name == "httpx-aiohttp":
+        import httpx
+        from httpx_aiohttp import AiohttpTransport
+
+        # httpx ignores AsyncClient(limits=...) when a transport is given, so the pool
+        # size goes to the transport (same 512 as the other two candidates).
+        def make() -> Any:
+            limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+            return HttpxUpstream(transport=AiohttpTransport(limits=limits, trust_env=False))
+
+        return make
+    raise SystemExit(f"unknown client {name!r} (one of {', '.join(CLIENTS)})")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--redis-port", type=int, required=True)
+    p.add_argument("--client", choices=CLIENTS, default="aiohttp")
+    p.add_argument("--log-level", default="warning")
+    p.add_argument("--uvloop", action="store_true",
+                   help="run on uvloop (`bffgate serve` does not: see below)")
+    p.add_argument("--cprofile", help="write cProfile stats here at shutdown")
+    args = p.parse_args()
+
+    from bffgate.app import Gateway
+    from bffgate.config import load_settings
+    from bffgate.logs import configure_logging
+    from bffgate.server import serve_all
+    from bffgate.session.service import NewTokens
+
+    configure_logging(args.log_level)
+    listen = f"127.0.0.1:{args.port}"
+    settings = load_settings(None, environ={}, overrides={
+        "server": {"public_url": f"http://127.0.0.1:{args.port}", "listen": listen,
+                   "admin_listen": ""},
+        "oidc": {"issuer": "http://127.0.0.1:1", "client_id": "bench",
+                 "client_secret": "bench-client-secret"},
+        "session": {"store": "redis"},
+        "redis": {"url": f"redis://127.0.0.1:{args.redis_port}/0"},
+        "cookie": {"secret_keys": ["bench-cookie-key-0123456789abcdefghijklmnop"]},
+        "routes": [{"prefix": "/api", "upstream": args.upstream, "token": "user"}],
+    })
+
+    profiler = None
+    if args.cprofile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+    async def run() -> None:
+        gw = Gateway(settings, upstream_factory=upstream_factory(args.client))
+        await gw.start(warm_idp=False)
+        cookie, _ = await gw.sessions.create(
+            NewTokens("bench-access-token", None, None, time.time() + 3600),
+            sub="bench", idp_sid=None, claims={"sub": "bench"})
+        sys.stdout.write(cookie + "\n")
+        sys.stdout.flush()
+        if profiler is not None:
+            profiler.enable()
+        try:
+            await serve_all([(gw.public, listen)], graceful=2.0)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.cprofile)
+            await gw.stop()
+
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+    # Like `bffgate serve` (cli.cmd_serve): asyncio.run(), i.e. the default asyncio loop
+    # unless --uvloop. (uvicorn's loop="uvloop" from server._config only applies to
+    # uvicorn.Server.run(); serve_all() awaits Server.serve() inside the caller's loop.)
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

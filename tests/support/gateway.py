@@ -1,0 +1,152 @@
+"""``bffgate serve`` as a real OS process (one per replica), with its log captured to a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from support.idp import free_port
+
+ALL_LOGS: list[Path] = []  # every gateway log file of the run, for the secret scan
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(i) for i in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(v)
+
+
+def write_toml(path: Path, config: dict[str, Any]) -> None:
+    lines = []
+    for section, values in config.items():
+        if section == "routes":
+            continue
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    for route in config.get("routes", []):
+        lines.append("[[routes]]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in route.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def gateway_config(*, port: int, admin_port: int, issuer: str, client_id: str,
+                   client_secret: str, redis_url: str, upstream: str,
+                   cookie_key: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "server": {"public_url": f"http://localhost:{port}", "listen": f"127.0.0.1:{port}",
+                   "admin_listen": f"127.0.0.1:{admin_port}"},
+        "oidc": {"issuer": issuer, "client_id": client_id, "client_secret": client_secret},
+        "session": {"store": "redis", "refresh_ahead": 2},
+        "cookie": {"secret_keys": [cookie_key]},
+        "redis": {"url": redis_url},
+        "log": {"level": "info"},
+        "routes": [
+            {"prefix": "/api", "upstream": upstream, "token": "user", "timeout": 3},
+            {"prefix": "/public", "upstream": upstream, "token": "none"},
+        ],
+    }
+    for section, values in overrides.items():
+        if section == "routes":
+            config["routes"] = values
+        else:
+            config.setdefault(section, {}).update(values)
+    return config
+
+
+class GatewayProcess:
+    def __init__(self, config: dict[str, Any], *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.port = int(config["server"]["listen"].rsplit(":", 1)[1])
+        self.admin_port = int(config["server"]["admin_listen"].rsplit(":", 1)[1])
+        self.dir = Path(tempfile.mkdtemp(prefix="bffgate-gw-"))
+        self.config_path = self.dir / "bffgate.toml"
+        self.log_path = self.dir / "gateway.log"
+        ALL_LOGS.append(self.log_path)
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout: float = 20) -> GatewayProcess:
+        write_toml(self.config_path, self.config)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BFFGATE_")}
+        env.update(self.env)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bffgate", "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.log()}")
+            try:
+                if httpx.get(self.admin_url + "/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"gateway did not become healthy: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
+    def audit(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e.get("event") == event and e.get("audit")]
+
+    def terminate(self, timeout: float = 25) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+def new_ports() -> tuple[int, int]:
+    return free_port(), free_port()
