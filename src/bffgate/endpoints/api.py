@@ -70,13 +70,13 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
     started = time.perf_counter()
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else str(raw_path)
+    try:
+        check_path(path)  # before matching: an escaping path is refused whatever it targets
+    except PathNotAllowed as exc:
+        raise PathRejected(reason=f"path:{exc.reason}") from None
     route = deps.routes.match(path)
     if route is None:
         raise RouteNotFound(reason="no_route")
-    try:
-        check_path(path)
-    except PathNotAllowed as exc:
-        raise PathRejected(reason=f"path:{exc.reason}") from None
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     method: str = scope["method"]
 

@@ -1,0 +1,584 @@
+"""Proxy benchmark: what does a bffgate hop cost, per upstream client candidate?
+
+    python bench/proxy_bench.py [--duration 5] [--warmup 1] [--connections 50]
+                                [--rounds 2] [--only a,b,c] [--json FILE]
+                                [--pyspy VARIANT]
+
+One run, one machine, everything on 127.0.0.1, every process started here and stopped
+by PID:
+
+* its own ``redis-server`` on a free port (no persistence),
+* an aiohttp.web upstream in its own process (bench/_upstream.py: 1 KB JSON at
+  GET /api/data, body-hash echo, chunked streams),
+* one gateway process per variant (bench/_gateway.py: ONE uvicorn worker, Redis session
+  store, one session created directly, the upstream client under test).
+
+Variants (each timed with wrk, c=50, after a warm-up; wrk sends the session cookie and
+``X-CSRF: 1`` on every request, so each one is a full proxied call: route match, CSRF,
+cookie verify, one Redis round trip, token unseal, forward, stream back):
+
+  a          direct to the upstream (the baseline)
+  b          bffgate, default upstream client (bffgate.proxy.forward.AiohttpUpstream)
+  b-info     b with the log level at info: one request.proxied audit line per request
+             (read from the gateway's stdout pipe, as a log shipper would)
+  b-uvloop   b on uvloop (`bffgate serve` runs on the default asyncio loop)
+  c          bffgate + bffgate.proxy.forward.HttpxUpstream (httpx/httpcore pool)
+  d          bffgate + HttpxUpstream(transport=httpx_aiohttp.AiohttpTransport(...)),
+             only when the httpx-aiohttp package is importable
+
+Before timing a variant its correctness is checked (results in the "checks" column):
+1 KB GET body identical to the upstream's; 1 MB POST (Content-Length) and 1 MB chunked
+POST arrive intact (sha256 echoed by the upstream); the chunked POST is forwarded as it
+arrives (upstream sees its chunks spread over time, not all at once); a 1 MB chunked
+upstream response arrives intact; a slow chunked response reaches the client chunk by
+chunk; the upstream gets the bearer token and never the browser's cookie or X-CSRF; an
+upstream ``Set-Cookie`` is neither passed to the browser nor replayed by the gateway's
+client on later requests (the pool is shared by all users). Headers the client library
+adds on its own (User-Agent, Accept-Encoding...) are reported as notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _upstream import DATA, stream_bytes  # noqa: E402
+
+COOKIE_NAME = "__Host-bffgate"
+MB = 1 << 20
+
+
+# --------------------------------------------------------------------------- processes
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} not accepting after {timeout}s")
+
+
+class Procs:
+    """Every child this bench starts; stopped by PID (SIGTERM, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def start(self, argv: list[str], **kw: Any) -> subprocess.Popen[Any]:
+        p = subprocess.Popen(argv, **kw)  # noqa: S603 - fixed argv built here
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen[Any]) -> None:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+            try:
+                p.wait(8)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+                p.wait(5)
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            self.stop(p)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Gateway:
+    name: str
+    port: int
+    proc: subprocess.Popen[Any]
+    cookie: str
+    lines: list[int] = field(default_factory=lambda: [0])  # stdout lines after the cookie
+
+    def drain(self) -> None:
+        """Read the gateway's stdout (audit lines) like a log shipper; count lines."""
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        while True:
+            try:
+                block = os.read(fd, 1 << 16)
+            except OSError:
+                return
+            if not block:
+                return
+            self.lines[0] += block.count(b"\n")
+
+
+def start_gateway(procs: Procs, name: str, client: str, upstream_port: int, redis_port: int,
+                  log_level: str, uvloop: bool, stderr_dir: Path) -> Gateway:
+    port = free_port()
+    argv = [sys.executable, str(HERE / "_gateway.py"), "--port", str(port),
+            "--upstream", f"http://127.0.0.1:{upstream_port}", "--redis-port", str(redis_port),
+            "--client", client, "--log-level", log_level]
+    if uvloop:
+        argv.append("--uvloop")
+    err = (stderr_dir / f"gateway-{name}.stderr").open("wb")
+    p = procs.start(argv, stdout=subprocess.PIPE, stderr=err)
+    line = _readline_timeout(p, 20.0)
+    cookie = line.strip()
+    if not cookie.startswith("v1."):
+        raise RuntimeError(f"gateway {name}: expected a cookie value, got {line[:80]!r}; "
+                           f"stderr in {err.name}")
+    gw = Gateway(name, port, p, cookie)
+    threading.Thread(target=gw.drain, daemon=True).start()
+    wait_port(port, p)
+    return gw
+
+
+def _readline_timeout(p: subprocess.Popen[Any], timeout: float) -> str:
+    out: list[bytes] = []
+    t = threading.Thread(target=lambda: out.append(p.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    t.start()
+    t.join(timeout)
+    if not out:
+        raise RuntimeError(f"no cookie line from {p.args!r} within {timeout}s")
+    return out[0].decode()
+
+
+# --------------------------------------------------------------------------- HTTP checks
+def _request(port: int, method: str, path: str, headers: dict[str, str],
+             body: Any = None, chunked: bool = False) -> tuple[http.client.HTTPResponse, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in headers.items():
+        conn.putheader(k, v)
+    if chunked:
+        conn.putheader("Transfer-Encoding", "chunked")
+    elif body is not None:
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    if chunked:
+        for piece in body:
+            conn.send(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
+        conn.send(b"0\r\n\r\n")
+    elif body is not None:
+        conn.send(body)
+    return conn.getresponse(), conn
+
+
+def _slow_chunks(data: bytes, pieces: int, delay: float) -> Iterator[bytes]:
+    step = len(data) // pieces
+    for i in range(pieces):
+        if i:
+            time.sleep(delay)
+        yield data[i * step:(i + 1) * step if i < pieces - 1 else len(data)]
+
+
+def run_checks(port: int, headers: dict[str, str], via_gateway: bool) -> tuple[list[str], list[str]]:
+    """Return (failures, notes)."""
+    fails: list[str] = []
+    notes: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            fails.append(what)
+
+    # 1. the 1 KB GET
+    r, c = _request(port, "GET", "/api/data", headers)
+    body = r.read()
+    c.close()
+    check(r.status == 200 and body == DATA, f"GET /api/data: {r.status}, {len(body)} bytes")
+
+    # 2. 1 MB POST with Content-Length, intact
+    payload = os.urandom(MB)
+    want = hashlib.sha256(payload).hexdigest()
+    r, c = _request(port, "POST", "/api/echo", headers, payload)
+    raw = r.read()
+    c.close()
+    doc = json.loads(raw) if r.status == 200 else {}
+    check(doc.get("sha256") == want and doc.get("length") == MB,
+          f"1MB POST: status {r.status}, length {doc.get('length')}")
+
+    # 3. 1 MB chunked POST sent slowly: intact AND forwarded as it arrives
+    r, c = _request(port, "POST", "/api/echo", headers, _slow_chunks(payload, 4, 0.25),
+                    chunked=True)
+    raw = r.read()
+    c.close()
+    doc = json.loads(raw) if r.status == 200 else {}
+    check(doc.get("sha256") == want and doc.get("length") == MB,
+          f"1MB chunked POST: status {r.status}, length {doc.get('length')}")
+    spread = float(doc.get("first_to_last_s") or 0.0)
+    check(spread >= 0.4, f"request body not streamed (upstream saw it within {spread:.2f}s)")
+
+    # 4. 1 MB chunked upstream response, intact
+    r, c = _request(port, "GET", f"/api/stream?size={MB}", headers)
+    raw = r.read()
+    c.close()
+    check(r.status == 200 and hashlib.sha256(raw).digest() == hashlib.sha256(
+        stream_bytes(MB)).digest(), f"1MB chunked response: status {r.status}, {len(raw)} bytes")
+
+    # 5. a slow chunked response reaches the client chunk by chunk
+    t0 = time.monotonic()
+    r, c = _request(port, "GET", "/api/stream?size=4096&chunk=1024&delay=0.25", headers)
+    first = r.read1(1 << 16) if r.status == 200 else b""
+    t_first = time.monotonic() - t0
+    rest = r.read()
+    t_all = time.monotonic() - t0
+    c.close()
+    check(first + rest == stream_bytes(4096), "slow chunked response: body differs")
+    check(t_first < 0.3 and t_all >= 0.7,
+          f"response not streamed (first bytes after {t_first:.2f}s of {t_all:.2f}s)")
+
+    if not via_gateway:
+        return fails, notes
+
+    # 6. header policy as the upstream saw it
+    r, c = _request(port, "GET", "/api/headers", headers)
+    seen = json.loads(r.read()) if r.status == 200 else []
+    c.close()
+    names = {k.lower(): v for k, v in seen}
+    check(names.get("authorization") == "Bearer bench-access-token", "no bearer token upstream")
+    check("cookie" not in names and "x-csrf" not in names,
+          "browser cookie/X-CSRF reached the upstream")
+    expected = {"host", "authorization", "x-forwarded-for", "x-forwarded-proto",
+                "x-forwarded-host", "x-request-id", "traceparent", "connection",
+                "content-length"}
+    extra = sorted(f"{k}: {v}" for k, v in seen if k.lower() not in expected)
+    if extra:
+        notes.append("upstream also got " + "; ".join(extra))
+
+    # 7. an upstream Set-Cookie stays out of the browser AND out of the shared pool
+    r, c = _request(port, "GET", "/api/setcookie", headers)
+    r.read()
+    leaked = r.getheader("set-cookie")
+    c.close()
+    check(leaked is None, "upstream Set-Cookie passed to the browser")
+    r, c = _request(port, "GET", "/api/headers", headers)
+    seen = json.loads(r.read()) if r.status == 200 else []
+    c.close()
+    replay = [v for k, v in seen if k.lower() == "cookie"]
+    check(not replay, f"client replays upstream cookies to later requests: Cookie: {replay}")
+    return fails, notes
+
+
+# --------------------------------------------------------------------------- wrk
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "WRKJSON {\"requests\":%d,\"duration_us\":%d,\"bytes\":%d,"
+    .. "\"p50_us\":%d,\"p90_us\":%d,\"p99_us\":%d,\"max_us\":%d,\"mean_us\":%.1f,"
+    .. "\"err_connect\":%d,\"err_read\":%d,\"err_write\":%d,\"err_status\":%d,"
+    .. "\"err_timeout\":%d}\n",
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    latency.mean, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout))
+end
+"""
+
+
+def wrk(port: int, headers: dict[str, str], duration: float, connections: int,
+        threads: int, script: Path) -> dict[str, Any]:
+    # wrk takes whole seconds only
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
+            "--timeout", "5s",
+            "-s", str(script)]
+    for k, v in headers.items():
+        argv += ["-H", f"{k}: {v}"]
+    argv.append(f"http://127.0.0.1:{port}/api/data")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30,  # noqa: S603
+                         check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            res: dict[str, Any] = json.loads(line[8:])
+            res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
+            return res
+    raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+
+
+# --------------------------------------------------------------------------- profile
+def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25) -> str:
+    """Sample the gateway with py-spy while `load()` runs; summarise self/total time."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        return "py-spy not installed (pip install py-spy)"
+    with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as f:
+        path = f.name
+    rec = subprocess.Popen([exe, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200",  # noqa: S603
+                            "-f", "raw", "-o", path, "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    load()
+    _, err = rec.communicate(timeout=seconds + 30)
+    if rec.returncode != 0:
+        return f"py-spy failed: {err.decode(errors='replace')[-400:]}"
+    total = 0
+    self_t: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    for line in Path(path).read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        count = int(n)
+        total += count
+        frames = [fr.split(" (")[0] + " (" + fr.split(" (")[1].rsplit("/", 1)[-1]
+                  if " (" in fr else fr for fr in stack.split(";")]
+        self_t[frames[-1]] = self_t.get(frames[-1], 0) + count
+        for fr in set(frames):
+            incl[fr] = incl.get(fr, 0) + count
+    os.unlink(path)
+    if not total:
+        return "py-spy: no samples"
+    lines = [f"py-spy: {total} samples (all threads, idle included)",
+             "  self%  total%  function (file:line)"]
+    for fr, n in sorted(self_t.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * n / total:5.1f}  {100 * incl[fr] / total:6.1f}  {fr}")
+    lines.append("  -- largest inclusive --")
+    for fr, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * self_t.get(fr, 0) / total:5.1f}  {100 * n / total:6.1f}  {fr}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+@dataclass
+class Variant:
+    key: str
+    label: str
+    client: str | None = None  # None = direct to the upstream
+    log_level: str = "warning"
+    uvloop: bool = False
+    gw: Gateway | None = None
+    fails: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def machine() -> str:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for mod in ("uvicorn", "httptools", "aiohttp", "httpx", "httpcore", "httpx_aiohttp",
+                "redis", "structlog"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions.append(f"{mod} {version(mod.replace('_', '-'))}")
+    return (f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, "
+            f"Python {platform.python_version()}; " + ", ".join(versions))
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("rps", "p50_us", "p90_us", "p99_us", "gw_cpu_us_per_req", "gw_cpu_pct",
+            "up_cpu_pct")
+    out: dict[str, Any] = {}
+    for k in keys:
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    out["errors"] = sum(r["err_connect"] + r["err_read"] + r["err_write"] + r["err_status"]
+                        + r["err_timeout"] for r in runs)
+    out["all_rps"] = [round(r["rps"]) for r in runs]
+    return out
+
+
+def table(variants: list[Variant], base: dict[str, Any]) -> str:
+    head = ("| variant | req/s | req/s vs (a) | p50 ms | p99 ms | p50 vs (a) | p99 vs (a) "
+            "| gateway CPU µs/req | checks |")
+    rows = [head, "|" + "---|" * 9]
+    for v in variants:
+        m = median_run(v.runs)
+        rps = m["rps"]
+        checks = "ok" if not v.fails else "FAIL: " + "; ".join(v.fails)
+        if m["errors"]:
+            checks += f" ({m['errors']} wrk errors)"
+        gcpu = f"{m['gw_cpu_us_per_req']:.0f}" if m["gw_cpu_us_per_req"] else "-"
+        rows.append(
+            f"| ({v.key}) {v.label} | {rps:,.0f} | {rps / base['rps']:.2f}x "
+            f"| {m['p50_us'] / 1000:.2f} | {m['p99_us'] / 1000:.2f} "
+            f"| {m['p50_us'] / base['p50_us']:.1f}x | {m['p99_us'] / base['p99_us']:.1f}x "
+            f"| {gcpu} | {checks} |")
+    return "\n".join(rows)
+
+
+def main() -> int:  # noqa: C901, PLR0912, PLR0915 - one linear script
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=int, default=5, help="seconds per timed run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per run (0: none)")
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="timed runs per variant, interleaved; the table shows medians")
+    ap.add_argument("--only", help="comma-separated variant keys (a is always run)")
+    ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--pyspy", help="after timing, profile this variant's gateway with "
+                                    "py-spy under the same load and print the hot spots")
+    args = ap.parse_args()
+
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"proxy_bench: {tool} not found on PATH", file=sys.stderr)
+            return 2
+
+    variants = [
+        Variant("a", "direct to upstream"),
+        Variant("b", "bffgate + AiohttpUpstream (default)", "aiohttp"),
+        Variant("b-info", "b, audit log at info", "aiohttp", log_level="info"),
+        Variant("b-uvloop", "b on uvloop", "aiohttp", uvloop=True),
+        Variant("c", "bffgate + HttpxUpstream", "httpx"),
+    ]
+    try:
+        import httpx_aiohttp  # noqa: F401
+
+        variants.append(Variant("d", "bffgate + HttpxUpstream(httpx_aiohttp transport)",
+                                "httpx-aiohttp"))
+    except ImportError:
+        print("note: httpx-aiohttp not importable: variant (d) skipped", file=sys.stderr)
+    if args.only:
+        keep = {"a", *args.only.split(",")}
+        variants = [v for v in variants if v.key in keep]
+
+    t_start = time.monotonic()
+    print(f"machine: {machine()}")
+    print(f"load: wrk -t{args.threads} -c{args.connections}, {args.warmup:g}s warm-up + "
+          f"{args.duration:g}s timed, x{args.rounds} rounds, GET /api/data (1 KB JSON)\n",
+          flush=True)
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="bffgate-bench-"))
+    script = tmp / "report.lua"
+    script.write_text(WRK_LUA)
+    try:
+        redis_port = free_port()
+        redis = procs.start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--daemonize", "no",
+                             "--logfile", str(tmp / "redis.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(redis_port, redis)
+        up_port = free_port()
+        upstream = procs.start([sys.executable, str(HERE / "_upstream.py"), str(up_port)],
+                               stdout=subprocess.DEVNULL,
+                               stderr=(tmp / "upstream.stderr").open("wb"))
+        wait_port(up_port, upstream)
+
+        for v in variants:
+            if v.client is not None:
+                v.gw = start_gateway(procs, v.key, v.client, up_port, redis_port, v.log_level,
+                                     v.uvloop, tmp)
+
+        def hdrs(v: Variant) -> dict[str, str]:
+            h = {"X-CSRF": "1"}
+            if v.gw is not None:
+                h["Cookie"] = f"{COOKIE_NAME}={v.gw.cookie}"
+            return h
+
+        def port(v: Variant) -> int:
+            return v.gw.port if v.gw is not None else up_port
+
+        for v in variants:
+            v.fails, v.notes = run_checks(port(v), hdrs(v), via_gateway=v.gw is not None)
+            status = "ok" if not v.fails else "FAIL: " + "; ".join(v.fails)
+            print(f"checks ({v.key}): {status}", flush=True)
+            for n in v.notes:
+                print(f"   note: {n}", flush=True)
+
+        for rnd in range(args.rounds):
+            for v in variants:
+                h = hdrs(v)
+                if args.warmup > 0:
+                    wrk(port(v), h, args.warmup, args.connections, args.threads, script)
+                gpid = v.gw.proc.pid if v.gw else None
+                lines0 = v.gw.lines[0] if v.gw else 0
+                g0 = cpu_seconds(gpid) if gpid else None
+                u0 = cpu_seconds(upstream.pid)
+                res = wrk(port(v), h, args.duration, args.connections, args.threads, script)
+                wall = res["duration_us"] / 1e6
+                u1 = cpu_seconds(upstream.pid)
+                res["up_cpu_pct"] = 100 * (u1 - u0) / wall
+                if gpid and g0 is not None:
+                    g = cpu_seconds(gpid) - g0
+                    res["gw_cpu_pct"] = 100 * g / wall
+                    res["gw_cpu_us_per_req"] = 1e6 * g / max(res["requests"], 1)
+                if v.gw:
+                    time.sleep(0.2)
+                    res["log_lines"] = v.gw.lines[0] - lines0
+                v.runs.append(res)
+                extra = ""
+                if "gw_cpu_pct" in res:
+                    extra = (f", gateway CPU {res['gw_cpu_pct']:.0f}% "
+                             f"({res['gw_cpu_us_per_req']:.0f} µs/req)")
+                if v.gw and v.log_level == "info":
+                    extra += f", {res['log_lines']} log lines"
+                errs = sum(res[k] for k in ("err_connect", "err_read", "err_write",
+                                            "err_status", "err_timeout"))
+                print(f"round {rnd + 1} ({v.key}): {res['rps']:,.0f} req/s, "
+                      f"p50 {res['p50_us'] / 1000:.2f} ms, p99 {res['p99_us'] / 1000:.2f} ms, "
+                      f"upstream CPU {res['up_cpu_pct']:.0f}%{extra}"
+                      + (f", {errs} ERRORS" if errs else ""), flush=True)
+
+        base = median_run(variants[0].runs)
+        print("\n" + table(variants, base))
+        candidates = [v for v in variants if v.key in ("b", "c", "d") and not v.fails]
+        if candidates:
+            best = max(candidates, key=lambda v: median_run(v.runs)["rps"])
+            print(f"\nfastest candidate that passes every check: ({best.key}) {best.label}")
+        failed = [v for v in variants if v.fails]
+        for v in failed:
+            print(f"({v.key}) failed checks: " + "; ".join(v.fails))
+
+        if args.pyspy:
+            target = next((v for v in variants if v.key == args.pyspy and v.gw), None)
+            if target is None:
+                print(f"--pyspy {args.pyspy}: no such gateway variant")
+            else:
+                print(f"\nprofile of ({target.key}) under the same load:")
+                print(pyspy_profile(
+                    target.gw.proc.pid, args.duration,  # type: ignore[union-attr]
+                    lambda: wrk(target.gw.port, hdrs(target), args.duration,  # type: ignore[union-attr]
+                                args.connections, args.threads, script)))
+
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "machine": machine(), "args": vars(args),
+                "variants": [{"key": v.key, "label": v.label, "fails": v.fails,
+                              "notes": v.notes, "runs": v.runs, "median": median_run(v.runs)}
+                             for v in variants]}, indent=2))
+        print(f"\ntotal bench time {time.monotonic() - t_start:.0f}s")
+        return 1 if any(v.key == "a" and v.fails for v in variants) else 0
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
