@@ -326,7 +326,8 @@ def wrk(port: int, headers: dict[str, str], duration: float, connections: int,
 
 
 # --------------------------------------------------------------------------- profile
-def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25) -> str:
+def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25,
+                  keep: str | None = None) -> str:
     """Sample the gateway with py-spy while `load()` runs; summarise self/total time."""
     exe = shutil.which("py-spy")
     if exe is None:
@@ -355,7 +356,10 @@ def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25) -> str:
         self_t[frames[-1]] = self_t.get(frames[-1], 0) + count
         for fr in set(frames):
             incl[fr] = incl.get(fr, 0) + count
-    os.unlink(path)
+    if keep:
+        shutil.move(path, keep)
+    else:
+        os.unlink(path)
     if not total:
         return "py-spy: no samples"
     lines = [f"py-spy: {total} samples (all threads, idle included)",
@@ -444,6 +448,7 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - one linear script
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--pyspy", help="after timing, profile this variant's gateway with "
                                     "py-spy under the same load and print the hot spots")
+    ap.add_argument("--pyspy-out", help="keep py-spy's collapsed stacks here (flamegraph input)")
     args = ap.parse_args()
 
     for tool in ("wrk", "redis-server"):
@@ -565,7 +570,8 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - one linear script
                 print(pyspy_profile(
                     target.gw.proc.pid, args.duration,  # type: ignore[union-attr]
                     lambda: wrk(target.gw.port, hdrs(target), args.duration,  # type: ignore[union-attr]
-                                args.connections, args.threads, script)))
+                                args.connections, args.threads, script),
+                    keep=args.pyspy_out))
 
         if args.json:
             Path(args.json).write_text(json.dumps({

@@ -40,7 +40,7 @@ from bffgate.session.refresh import (
     RefreshRejectedError,
     RefreshUnavailableError,
 )
-from bffgate.session.service import NewTokens, SessionService
+from bffgate.session.service import LoadedSession, NewTokens, SessionService
 from bffgate.store.base import SessionStore
 from bffgate.store.memory import MemoryStore
 from bffgate.store.redis import RedisStore, create_redis_client
@@ -92,7 +92,8 @@ class Gateway:
             self.store, CookieCodec([k.get() for k in s.cookie.secret_keys]), self.clock,
             idle_timeout=s.session.idle_timeout, absolute_timeout=s.session.absolute_timeout,
             refresh_ahead=s.session.refresh_ahead, login_timeout=s.session.login_timeout)
-        self.refresher = RefreshCoordinator(self.sessions, self._refresh_grant)
+        self.refresher = RefreshCoordinator(self.sessions, self._refresh_grant,
+                                            on_refreshed=self._refreshed)
         self.routes = _routes(s)
         self._upstream_factory = upstream_factory or AiohttpUpstream
         self.upstreams: dict[str, UpstreamClient] = {}
@@ -120,6 +121,11 @@ class Gateway:
             except OidcError as exc:
                 raise RefreshUnavailableError("refreshed id_token invalid") from exc
         return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at)
+
+    def _refreshed(self, session: LoadedSession) -> None:
+        self.metrics.refresh.labels("refreshed").inc()
+        audit.emit(AuditEvent.SESSION_REFRESHED, session=session.handle.short,
+                   sub=session.data.sub)
 
     def _bff_app(self) -> Starlette:
         app = Starlette(routes=[

@@ -168,11 +168,7 @@ async def _fresh_token(session: LoadedSession, deps: Deps,
                            session=s.handle.short, sub=s.data.sub)
                 raise SessionEnded(reason="access_token_expired", login_url=deps.login_url("/"))
             return s, s.data.tokens.access_token
-        case Refreshed(session=s, by_us=by_us):
-            if by_us:
-                deps.metrics.refresh.labels("refreshed").inc()
-                audit.emit(AuditEvent.SESSION_REFRESHED, session=s.handle.short, sub=s.data.sub,
-                           route=route.name)
+        case Refreshed(session=s):
             return s, s.data.tokens.access_token
         case Rejected(reason=reason):
             deps.metrics.refresh.labels("rejected").inc()

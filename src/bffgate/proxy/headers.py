@@ -32,13 +32,13 @@ REQUEST_DROP = HOP_BY_HOP | frozenset({
 RESPONSE_DROP = HOP_BY_HOP | frozenset({
     b"set-cookie", b"set-cookie2", b"date", b"server", b"x-request-id",
 })
-_TRACEPARENT = re.compile(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACEPARENT = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")  # fullmatch: '$' allows \n
 _ZERO_TRACE_ID, _ZERO_PARENT_ID = b"0" * 32, b"0" * 16
 
 
 def _valid_traceparent(value: bytes) -> bool:
     """W3C Trace Context 3.2: version 00, lower-case hex, trace and parent ids not all zero."""
-    return (_TRACEPARENT.match(value) is not None and value[3:35] != _ZERO_TRACE_ID
+    return (_TRACEPARENT.fullmatch(value) is not None and value[3:35] != _ZERO_TRACE_ID
             and value[36:52] != _ZERO_PARENT_ID)
 
 

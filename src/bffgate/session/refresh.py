@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bffgate.session.service import LoadedSession, NewTokens, SessionService
+from bffgate.store.base import StoreLock
 
 
 class RefreshRejectedError(Exception):
@@ -71,11 +72,11 @@ WAIT_SECONDS = 15.0
 class RefreshCoordinator:
     def __init__(self, service: SessionService, refresher: TokenRefresher, *,
                  lease_seconds: float = LEASE_SECONDS, wait_seconds: float = WAIT_SECONDS,
-                 on_grant: Callable[[str], None] | None = None) -> None:
+                 on_refreshed: Callable[[LoadedSession], None] | None = None) -> None:
         self._service, self._refresher = service, refresher
         self._lease, self._wait = lease_seconds, wait_seconds
         self._inflight: dict[str, asyncio.Task[Outcome]] = {}
-        self._on_grant = on_grant
+        self._on_refreshed = on_refreshed  # called once per grant (audit, metrics)
 
     async def ensure_fresh(self, session: LoadedSession) -> Outcome:
         now = self._service.clock.now()
@@ -112,13 +113,13 @@ class RefreshCoordinator:
                 return Rejected(exc.error)
             except RefreshUnavailableError:
                 return Unavailable(current, current.data.tokens.access_token_valid(now))
-            if self._on_grant:
-                self._on_grant(current.key)
             saved = await self._service.replace_tokens(current, new)
             if saved is None:
                 # Only possible if our lease was lost; the other writer's result stands.
                 reread = await self._service.load(session.handle)
                 return Refreshed(reread, by_us=False) if reread else Rejected("session_gone")
+            if self._on_refreshed:
+                self._on_refreshed(saved)
             return Refreshed(saved, by_us=True)
         finally:
             renew.cancel()
@@ -126,12 +127,11 @@ class RefreshCoordinator:
                 await renew
             await lock.release()
 
-    async def _renew(self, lock: object) -> None:
-        extend = getattr(lock, "extend")  # noqa: B009 - StoreLock protocol method
+    async def _renew(self, lock: StoreLock) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(Exception):
-                await extend()
+                await lock.extend()
 
     async def _after_wait(self, session: LoadedSession) -> Outcome:
         current = await self._service.load(session.handle)
