@@ -32,7 +32,7 @@ _doc = {"items": _ITEMS, "pad": ""}
 _pad = 1024 - len(json.dumps(_doc, separators=(",", ":")).encode())
 _doc["pad"] = "x" * _pad
 DATA = json.dumps(_doc, separators=(",", ":")).encode()
-assert len(DATA) == 1024, len(DATA)  # noqa: S101
+assert len(DATA) == 1024, len(DATA)
 
 
 def stream_bytes(size: int) -> bytes:

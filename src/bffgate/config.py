@@ -19,7 +19,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -224,6 +224,13 @@ def _coerce(  # noqa: C901, PLR0911, PLR0912 - one branch per setting type, kept
     if hint == "Secret":
         return Secret(_resolve_secret(key, raw, errs, environ))
     if hint.startswith("tuple[Secret"):
+        if isinstance(raw, str) and raw.startswith(("env:", "file:")):
+            # One source holding the whole list (a mounted file with one key per line, or a
+            # variable with a JSON array / comma list): resolve it, then split it. Read as a
+            # single key it would silently become one long key and break rotation.
+            resolved = _resolve_secret(key, raw, errs, environ)
+            return tuple(Secret(str(i)) for i in _as_list(key, resolved, errs)) if resolved \
+                else ()
         items = _as_list(key, raw, errs)
         return tuple(Secret(_resolve_secret(key, i, errs, environ)) for i in items)
     if hint == "bool":
@@ -247,6 +254,12 @@ def _coerce(  # noqa: C901, PLR0911, PLR0912 - one branch per setting type, kept
     if hint == "float":
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             return float(raw)
+        unit = _DURATION_RE.match(raw) if isinstance(raw, str) and key.endswith("timeout") \
+            else None
+        if unit and unit.group(2):  # timeouts also take durations: "30s", "500ms", "2m"
+            amount = int(unit.group(1))
+            return amount / 1000 if unit.group(2) == "ms" \
+                else float(amount * _DURATION_UNITS[unit.group(2)])
         try:
             return float(raw) if from_env else _bad(key, raw, "a number", errs)
         except ValueError:
@@ -265,8 +278,9 @@ def _coerce(  # noqa: C901, PLR0911, PLR0912 - one branch per setting type, kept
     # str and Literal[...] strings
     if not isinstance(raw, str):
         return _bad(key, raw, "a string", errs)
-    if key in _ENUMS and raw not in _ENUMS[key]:
-        errs.add(key, f"must be one of {', '.join(_ENUMS[key])}; got {raw!r}")
+    enum = _ENUMS.get(re.sub(r"\[\d+\]", "", key))  # routes[3].token -> routes.token
+    if enum is not None and raw not in enum:
+        errs.add(key, f"must be one of {', '.join(enum)}; got {raw!r}")
         return None
     return raw
 
@@ -379,7 +393,7 @@ def load_settings(
         except ValueError:
             errs.add("BFFGATE_ROUTES", "must be a JSON array of route tables")
 
-    for unknown in set(data) - set(_SECTIONS) - {"routes"}:
+    for unknown in sorted(set(data) - set(_SECTIONS) - {"routes"}):
         errs.add(unknown, f"unknown section (known: {', '.join([*_SECTIONS, 'routes'])})")
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
@@ -389,11 +403,23 @@ def load_settings(
             raw = {}
         sections[name] = _build_section(name, cls, raw, errs, environ)
     routes = _build_routes(data.get("routes", []), errs, environ)
+    sections["redis"] = _resolve_sentinel_secrets(sections["redis"], errs, environ)
     settings = Settings(routes=routes, **sections)
     validate(settings, errs)
     if errs.messages:
         raise ConfigError(errs.messages)
     return settings
+
+
+def _resolve_sentinel_secrets(
+    redis: RedisSettings, errs: _Collector, environ: Mapping[str, str]
+) -> RedisSettings:
+    """The Sentinels' own credentials are secrets too: resolve env:/file: there as well."""
+    sentinel = dict(redis.sentinel)
+    for k in ("username", "password"):
+        if k in sentinel:
+            sentinel[k] = _resolve_secret(f"redis.sentinel.{k}", sentinel[k], errs, environ)
+    return replace(redis, sentinel=sentinel) if sentinel != redis.sentinel else redis
 
 
 def _build_routes(raw: Any, errs: _Collector, environ: Mapping[str, str]) -> tuple[RouteSettings, ...]:
@@ -419,8 +445,7 @@ def _build_routes(raw: Any, errs: _Collector, environ: Mapping[str, str]) -> tup
                 errs.add(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(fields))})")
                 continue
             hint = "str" if fields[k].startswith("Literal") else fields[k]
-            ekey = "routes.token" if k == "token" else f"{key}.{k}"
-            value = _coerce(ekey, hint, v, errs, environ)
+            value = _coerce(f"{key}.{k}", hint, v, errs, environ)
             if value is None:
                 continue
             kwargs[k] = value

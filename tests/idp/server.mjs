@@ -6,7 +6,9 @@
 //     "clients": [ {client metadata}, ...],
 //     "access_token_ttl": 300, "id_token_ttl": 300, "refresh_token_ttl": 86400,
 //     "rotate_refresh_tokens": true,      (rotate the refresh token on every use)
-//     "auto_consent": true                (grant the requested scopes without a consent page)
+//     "auto_consent": true,               (grant the requested scopes without a consent page)
+//     "state_file": "/tmp/x.json"         (optional: keep keys, grants and tokens across
+//                                          restarts, so "IdP down, then back" can be tested)
 //   }
 // Issuer: http://127.0.0.1:<port>. Prints exactly one line "READY <issuer>" on stdout once
 // listening; everything else (oidc-provider notices included) goes to stderr.
@@ -26,6 +28,7 @@
 // Never use this outside tests: any login/password is accepted.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 import Provider from 'oidc-provider';
@@ -77,8 +80,75 @@ const issuer = `http://127.0.0.1:${port}`;
 // ---------------------------------------------------------------------------------------------
 // Keys: generated per process, so a restart invalidates every token (by design).
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: `test-${randomBytes(6).toString('hex')}` };
+// With state_file, keys and every stored artefact survive a restart instead.
+
+const stateFile = typeof config.state_file === 'string' ? config.state_file : null;
+const persisted = stateFile && existsSync(stateFile) ? JSON.parse(readFileSync(stateFile, 'utf8')) : null;
+
+function newSigningKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: `test-${randomBytes(6).toString('hex')}` };
+}
+const signingKey = persisted?.signingKey ?? newSigningKey();
+const cookieKey = persisted?.cookieKey ?? randomBytes(32).toString('base64url');
+
+// In-memory adapter (the default's behaviour) that mirrors itself to state_file when set.
+const storage = new Map(Object.entries(persisted?.storage ?? {}));
+
+function saveState() {
+  if (!stateFile) return;
+  const tmp = `${stateFile}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ signingKey, cookieKey, storage: Object.fromEntries(storage) }));
+  renameSync(tmp, stateFile);
+}
+
+class TestAdapter {
+  constructor(name) { this.name = name; }
+
+  key(id) { return `${this.name}:${id}`; }
+
+  static live(entry) { return entry && (!entry.exp || entry.exp > Date.now()) ? entry : undefined; }
+
+  async upsert(id, payload, expiresIn) {
+    storage.set(this.key(id), { payload, exp: expiresIn ? Date.now() + expiresIn * 1000 : 0 });
+    if (payload.grantId) {
+      const gk = `grant:${payload.grantId}`;
+      const list = storage.get(gk)?.payload ?? [];
+      list.push(this.key(id));
+      storage.set(gk, { payload: list, exp: 0 });
+    }
+    if (payload.userCode) storage.set(`userCode:${payload.userCode}`, { payload: id, exp: 0 });
+    if (payload.uid) storage.set(`uid:${payload.uid}`, { payload: id, exp: 0 });
+    saveState();
+  }
+
+  async find(id) { return TestAdapter.live(storage.get(this.key(id)))?.payload; }
+
+  async findByUserCode(code) {
+    const id = storage.get(`userCode:${code}`)?.payload;
+    return id ? this.find(id) : undefined;
+  }
+
+  async findByUid(uid) {
+    const id = storage.get(`uid:${uid}`)?.payload;
+    return id ? this.find(id) : undefined;
+  }
+
+  async consume(id) {
+    const entry = storage.get(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+    saveState();
+  }
+
+  async destroy(id) { storage.delete(this.key(id)); saveState(); }
+
+  async revokeByGrantId(grantId) {
+    const gk = `grant:${grantId}`;
+    for (const k of storage.get(gk)?.payload ?? []) storage.delete(k);
+    storage.delete(gk);
+    saveState();
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Accounts: any login is an account whose sub is the login name.
@@ -199,7 +269,8 @@ const provider = new Provider(issuer, {
   findAccount,
   loadExistingGrant,
   jwks: { keys: [signingKey] },
-  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  cookies: { keys: [cookieKey] },
+  adapter: TestAdapter,
   claims: {
     openid: ['sub'],
     profile: ['name'],

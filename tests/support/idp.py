@@ -62,7 +62,9 @@ class OidcProviderProcess:
         id_token_ttl: int = 300,
         refresh_token_ttl: int = 86400,
         auto_consent: bool = True,
+        state_file: str | None = None,
     ) -> None:
+        self.state_file = state_file  # keep keys, grants and tokens across restart()
         self.clients = clients
         self.access_token_ttl = access_token_ttl
         self.rotate_refresh_tokens = rotate_refresh_tokens
@@ -112,6 +114,7 @@ class OidcProviderProcess:
                 "refresh_token_ttl": self.refresh_token_ttl,
                 "rotate_refresh_tokens": self.rotate_refresh_tokens,
                 "auto_consent": self.auto_consent,
+                **({"state_file": self.state_file} if self.state_file else {}),
             }
         )
 

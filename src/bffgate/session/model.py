@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -93,7 +94,13 @@ def jwt_expiry(token: str) -> float | None:
     except ValueError:
         return None
     exp = payload.get("exp") if isinstance(payload, dict) else None
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    try:
+        value = float(exp)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return value if math.isfinite(value) else None  # json.loads accepts NaN and Infinity
 
 
 def refresh_point(issued_at: float, expires_at: float | None, refresh_ahead: float,
