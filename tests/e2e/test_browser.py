@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, read_login_verifier, read_session_tokens
+
 from support.chromium import ChromiumSession
+from support.e2e import CLIENT_ID, CLIENT_SECRET, read_login_verifier, read_session_tokens
 from support.secrets_scan import remember
 from support.upstream import header_values
 

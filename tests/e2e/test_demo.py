@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 from playwright.async_api import expect
+
 from support.browser import Browser
 from support.chromium import ChromiumSession
 from support.gateway import ALL_LOGS
@@ -51,7 +52,7 @@ def pick_demo_port() -> int:
     """A base port P with P, P+1, P+2, P+3 and P+10 free on 127.0.0.1 (below the usual
     ephemeral range, so free_port() elsewhere in the suite rarely collides)."""
     for _ in range(200):
-        base = random.randrange(15000, 32000)  # noqa: S311 - not security relevant
+        base = random.randrange(15000, 32000)
         if _ports_free(base):
             return base
     raise RuntimeError("no free port block for bffgate demo")
@@ -82,7 +83,7 @@ def start_demo(log_path: Path) -> DemoProcess:
     for _ in range(3):
         port = pick_demo_port()
         with log_path.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "bffgate", "demo", "--port", str(port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         demo = DemoProcess(port, proc, log_path)

@@ -9,7 +9,8 @@ import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, login, read_session_tokens
+
+from support.e2e import CLIENT_ID, CLIENT_SECRET, login, read_session_tokens
 from support.upstream import header_values
 
 pytestmark = pytest.mark.e2e
@@ -121,8 +122,8 @@ async def test_two_logins_get_different_sessions(browser, idp_client, redis_serv
 
 async def test_client_secret_post(gateway, idp, redis_server, upstream, idp_client, tmp_path) -> None:
     """A second gateway configured with client_secret_post; the IdP records the method."""
-    from conftest import COOKIE_KEY, client_meta  # noqa: F401
     from support.browser import Browser
+    from support.e2e import COOKIE_KEY, client_meta  # noqa: F401
     from support.gateway import GatewayProcess, gateway_config
 
     # Reuse the session gateway's port registration: run this one on the same ports is

@@ -6,8 +6,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from conftest import login, start_login
+
 from support.browser import Browser
+from support.e2e import login, start_login
 from support.idp import complete_idp_login
 
 pytestmark = pytest.mark.e2e

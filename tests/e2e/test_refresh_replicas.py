@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
-from conftest import CLIENT_SECRET, COOKIE_KEY, login, read_session_tokens
+
 from support.browser import Browser
+from support.e2e import CLIENT_SECRET, COOKIE_KEY, login, read_session_tokens
 from support.gateway import GatewayProcess, gateway_config
 from support.idp import OidcProviderProcess, free_port
 from support.redis import RedisServer
@@ -118,7 +119,7 @@ async def test_idp_down_during_refresh_window(cluster, upstream) -> None:
     """IdP stopped: requests pass while the token is valid, then 503 + Retry-After, then the
     same session recovers when the IdP is back."""
     op, gws = cluster["op"], cluster["gateways"]
-    b, cookie, first = await _login(cluster)
+    _b, cookie, first = await _login(cluster)
     headers = {"X-CSRF": "1", "cookie": f"__Host-bffgate={cookie}"}
     op.stop()
     try:

@@ -452,10 +452,9 @@ def test_mapping_from_the_environment() -> None:
 @pytest.mark.parametrize(
     ("changes", "environ", "expected"),
     [
-        pytest.param({"server": {"workers": "two"}}, {},
-                     "server.workers: expected an integer, got 'two'", id="int"),
-        pytest.param({"server": {"workers": 1.5}}, {},
-                     "server.workers: expected an integer, got 1.5", id="int-float"),
+        pytest.param({"server": {"max_body_size": "two"}}, {},
+                     "server.max_body_size: expected bytes or a size like '10MiB'; got 'two'",
+                     id="size"),
         pytest.param({"oidc": {"redirect_path": 42}}, {},
                      "oidc.redirect_path: expected a string, got 42", id="string"),
         pytest.param({"server": {"trusted_proxies": 3}}, {},
@@ -503,7 +502,7 @@ def test_unknown_key_is_named_with_the_known_ones() -> None:
     """A typo'd key names itself and lists the section's keys."""
     assert _problems({"server": {"public_ur": "x"}}) == [
         "server.public_ur: unknown key (known: admin_listen, admin_token, listen, "
-        "max_body_size, public_url, trusted_proxies, workers)",
+        "max_body_size, public_url, trusted_proxies)",
     ]
 
 
@@ -589,8 +588,6 @@ LOOPBACK = {"server": {"public_url": "http://localhost:8080"}}
                      id="trusted-proxies"),
         pytest.param({"server": {"max_body_size": 0}},
                      "server.max_body_size: must be positive", id="max-body-size"),
-        pytest.param({"server": {"workers": 0}},
-                     "server.workers: must be at least 1", id="workers"),
         # oidc
         pytest.param({"oidc": {"issuer": "idp.example.com"}},
                      "oidc.issuer: must be an absolute URL; got 'idp.example.com'",

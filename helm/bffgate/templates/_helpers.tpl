@@ -112,8 +112,8 @@ Null values are left out, so the gateway's own default applies.
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}
 {{- end }}
-{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
-{{- fail "podDisruptionBudget: set only one of minAvailable / maxUnavailable (null the other)" }}
+{{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) (not .Values.autoscaling.enabled) (not .Values.podDisruptionBudget.maxUnavailable) }}
+{{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no node could ever be drained" }}
 {{- end }}
 {{- if and (include "bffgate.secretKey" (list . "redis_sentinel_password")) (not .Values.redis.sentinel) }}
 {{- fail "a Sentinel password is set but redis.sentinel is empty" }}

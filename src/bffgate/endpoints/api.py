@@ -13,10 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, assert_never
 
-from bffgate import audit
+from bffgate import audit, logs
 from bffgate.audit import AuditEvent
-from bffgate.endpoints.context import RequestInfo, cookie_values, csrf_failure, header
+from bffgate.endpoints.context import RequestInfo, csrf_failure, header
 from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.session_access import lookup_session
 from bffgate.errors import (
     BodyTooLarge,
     CsrfRejected,
@@ -45,20 +46,33 @@ async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
                 info: RequestInfo) -> None:
     started = time.perf_counter()
     route: Route | None = None
-    session: LoadedSession | None = None
+    status = 500
+    response_started = False
+
+    async def tracked_send(message: dict[str, Any]) -> None:
+        nonlocal response_started
+        response_started = True
+        await send(message)
+
     try:
-        route, session, status = await _proxy(scope, receive, send, deps, info)
+        route, _, status = await _proxy(scope, receive, tracked_send, deps, info)
     except GatewayError as exc:
         status = exc.status
-        extra = []
-        if isinstance(exc, SessionEnded):
-            extra.append((b"set-cookie", deps.cookies.clear_session()))
         if not isinstance(exc, CsrfRejected | NotAuthenticated):
             audit.emit(AuditEvent.REQUEST_REJECTED if exc.status < 500
                        else AuditEvent.REQUEST_PROXIED,
                        level="warning", reason=exc.reason, status=exc.status,
                        route=route.name if route else None)
-        await send_problem(send, exc, request_id=info.request_id, extra_headers=extra)
+        if not response_started:
+            extra = []
+            if isinstance(exc, SessionEnded):
+                extra.append((b"set-cookie", deps.cookies.clear_session()))
+            await send_problem(send, exc, request_id=info.request_id, extra_headers=extra)
+    except Exception:  # a bug or an unmapped library error: 500 problem, logged, never a trace
+        logs.get_logger().exception("request.failed", route=route.name if route else None)
+        if not response_started:
+            await send_problem(send, GatewayError(reason="internal_error"),
+                               request_id=info.request_id)
     if route is not None:
         elapsed = time.perf_counter() - started
         deps.metrics.proxy_requests.labels(route.name, f"{status // 100}xx").inc()
@@ -89,9 +103,9 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
             audit.emit(AuditEvent.CSRF_REJECTED, level="warning", reason=reason,
                        route=route.name, status=401)
             raise CsrfRejected(reason=reason)
-        session = await _session(headers, deps)
+        session, why = await lookup_session(headers, deps)
         if session is None and route.token == "user":
-            raise NotAuthenticated(reason="no_session", login_url=deps.login_url("/"))
+            raise NotAuthenticated(reason=why or "no_session", login_url=deps.login_url("/"))
         if session is not None:
             session, bearer = await _fresh_token(session, deps, route)
 
@@ -143,16 +157,6 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
                session=session.handle.short if session else None,
                sub=session.data.sub if session else None)
     return route, session, resp.status
-
-
-async def _session(headers: list[tuple[bytes, bytes]], deps: Deps) -> LoadedSession | None:
-    for value in cookie_values(headers, deps.settings.cookie.name):
-        handle = deps.sessions.decode_cookie(value)
-        if handle is not None:
-            session = await deps.sessions.load(handle)
-            if session is not None:
-                return session
-    return None
 
 
 async def _fresh_token(session: LoadedSession, deps: Deps,

@@ -39,7 +39,7 @@ def _reject(deps: Deps, reason: str, detail: str | None = None) -> LoginRejected
     return LoginRejected(detail, reason=reason)
 
 
-async def callback(request: Request) -> Response:  # noqa: C901, PLR0912 - a linear checklist
+async def callback(request: Request) -> Response:
     deps: Deps = request.app.state.deps
     q = request.query_params
     for name in _SINGLE:

@@ -73,7 +73,7 @@ def cookie_values(headers: list[tuple[bytes, bytes]], name: str) -> list[str]:
 def request_info(scope: dict[str, object], proxies: TrustedProxies) -> RequestInfo:
     headers: list[tuple[bytes, bytes]] = scope["headers"]  # type: ignore[assignment]
     client = scope.get("client") or ("", 0)
-    peer = str(client[0]) if isinstance(client, tuple | list) else ""  # type: ignore[misc]
+    peer = str(client[0]) if isinstance(client, tuple | list) else ""
     ip = proxies.client_ip(peer, header(headers, b"x-forwarded-for"))
     inbound = header(headers, b"x-request-id")
     rid = inbound if inbound and proxies.trusts(peer) and _SAFE_REQUEST_ID.match(inbound) \

@@ -57,7 +57,7 @@ _BAD_CATEGORIES_CONTROL: Final = frozenset({"Cc", "Cf", "Cs"})
 _BAD_CATEGORIES_SPACE: Final = frozenset({"Zs", "Zl", "Zp"})
 
 
-class ReturnUrlRejected(ValueError):  # noqa: N818 - name fixed by the endpoint contract
+class ReturnUrlRejected(ValueError):
     """A ``returnUrl`` that is not a safe same-origin path; ``reason`` is one of REASONS."""
 
     def __init__(self, reason: str, value: str) -> None:

@@ -20,18 +20,35 @@ def require_csrf(request: Request, deps: Deps) -> None:
         raise CsrfRejected(reason=reason)
 
 
-async def find_session(request: Request, deps: Deps) -> LoadedSession | None:
-    for value in cookie_values(request.headers.raw, deps.settings.cookie.name):
+async def lookup_session(headers: list[tuple[bytes, bytes]],
+                         deps: Deps) -> tuple[LoadedSession | None, str | None]:
+    """The session the request's cookie names (one store round trip), or None and why:
+    ``no_cookie``, ``cookie_invalid`` (bad signature/format: audited as tampering) or
+    ``session_unknown`` (expired, logged out or revoked)."""
+    values = cookie_values(headers, deps.settings.cookie.name)
+    if not values:
+        return None, "no_cookie"
+    reason = "cookie_invalid"
+    for value in values[:4]:
         handle = deps.sessions.decode_cookie(value)
-        if handle is not None:
-            session = await deps.sessions.load(handle)
-            if session is not None:
-                return session
-    return None
+        if handle is None:
+            continue
+        reason = "session_unknown"
+        session = await deps.sessions.load(handle)
+        if session is not None:
+            return session, None
+    if reason == "cookie_invalid":
+        audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason=reason, status=401)
+    return None, reason
+
+
+async def find_session(request: Request, deps: Deps) -> LoadedSession | None:
+    session, _ = await lookup_session(request.headers.raw, deps)
+    return session
 
 
 async def load_session_or_401(request: Request, deps: Deps) -> LoadedSession:
-    session = await find_session(request, deps)
+    session, why = await lookup_session(request.headers.raw, deps)
     if session is None:
-        raise NotAuthenticated(reason="no_session", login_url=deps.login_url("/"))
+        raise NotAuthenticated(reason=why or "no_session", login_url=deps.login_url("/"))
     return session

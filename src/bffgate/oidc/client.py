@@ -28,7 +28,7 @@ from bffgate.oidc.errors import (
     ProviderUnavailable,
     TokenRejected,
 )
-from bffgate.oidc.id_token import unverified_header, verify_id_token
+from bffgate.oidc.id_token import jwt_expiry, unverified_header, verify_id_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
 
 _MAX_TOKEN_RESPONSE = 256 * 1024
@@ -148,10 +148,7 @@ class OidcClient:
             raise TokenRejected("missing_access_token")
         if str(doc.get("token_type", "")).lower() != "bearer":
             raise TokenRejected("unsupported_token_type")
-        expires_in = doc.get("expires_in")
-        expires_at: float | None = None
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            expires_at = self._clock.now() + float(expires_in)
+        expires_at = _expiry(doc.get("expires_in"), at, self._clock.now())
         rt, it = doc.get("refresh_token"), doc.get("id_token")
         return TokenResponse(
             access_token=at,
@@ -210,3 +207,13 @@ class OidcClient:
             params["id_token_hint"] = id_token_hint
         sep = "&" if "?" in meta.end_session_endpoint else "?"
         return meta.end_session_endpoint + sep + urlencode(params)
+
+
+def _expiry(expires_in: object, access_token: str, now: float) -> float | None:
+    """When the access token expires: ``expires_in`` (a number, or a numeric string as some
+    IdPs send), else the JWT ``exp`` of the token itself, else unknown (None)."""
+    if isinstance(expires_in, str) and expires_in.strip().isdigit():
+        expires_in = int(expires_in)
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+        return now + float(expires_in)
+    return jwt_expiry(access_token)

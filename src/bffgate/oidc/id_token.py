@@ -8,8 +8,10 @@ not in the future (leeway), ``nonce`` equal to the login record's, ``sub`` prese
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
+import math
 import warnings
 from collections.abc import Collection
 from typing import Any
@@ -68,7 +70,7 @@ def verify_id_token(
     return claims
 
 
-def check_claims(  # noqa: C901 - one check per claim, in the spec's order
+def check_claims(
     claims: dict[str, Any], *, issuer: str, client_id: str, nonce: str | None,
     now: float, leeway: int,
 ) -> None:
@@ -94,3 +96,23 @@ def check_claims(  # noqa: C901 - one check per claim, in the spec's order
         got = claims.get("nonce")
         if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
             raise IdTokenInvalid("nonce")
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` of a JWT access token read without verification (the IdP issued it to
+    us over TLS; it is used only to schedule refresh). None for opaque tokens."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > 16384:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    try:
+        value = float(exp)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return value if math.isfinite(value) else None  # json.loads accepts NaN and Infinity

@@ -9,7 +9,6 @@ and turn transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -42,11 +41,11 @@ class _AiohttpResponse:
         self.status = resp.status
         self.headers = [(k.lower(), v) for k, v in resp.raw_headers]
 
-    async def body(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def body(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeout(reason="upstream_read_timeout") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(reason="upstream_read_error") from exc
@@ -76,7 +75,7 @@ class AiohttpUpstream:
                                               sock_read=timeout),
                 compress=None, chunked=None,
             )
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnavailable(reason="upstream_connect_error") from exc
@@ -92,7 +91,7 @@ class _HttpxResponse:
         self.status = resp.status_code
         self.headers = [(k.lower(), v) for k, v in resp.headers.raw]
 
-    async def body(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def body(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._resp.aiter_raw():
                 yield chunk

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -81,26 +79,6 @@ VISIBLE_CLAIMS = ("sub", "name", "given_name", "family_name", "preferred_usernam
 
 def visible_claims(claims: dict[str, Any]) -> dict[str, Any]:
     return {k: claims[k] for k in VISIBLE_CLAIMS if k in claims}
-
-
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` of a JWT access token read without verification (the IdP issued it to
-    us over TLS; it is used only to schedule refresh). None for opaque tokens."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(token) > 16384:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        return None
-    try:
-        value = float(exp)
-    except OverflowError:  # an integer too large for a float
-        return None
-    return value if math.isfinite(value) else None  # json.loads accepts NaN and Infinity
 
 
 def refresh_point(issued_at: float, expires_at: float | None, refresh_ahead: float,

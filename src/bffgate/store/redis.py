@@ -13,7 +13,6 @@ and lets a rotated token set be saved with compare-and-set on the generation.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -66,15 +65,20 @@ def create_redis_client(
             host, _, port = str(h).rpartition(":")
             hosts.append((host, int(port)))
         parts = urlsplit(url)
-        sentinel_kwargs = {k: v for k, v in (("password", sentinel.get("password")),
-                                              ("username", sentinel.get("username"))) if v}
-        s = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None,
-                     password=parts.password, username=parts.username or None,
-                     ssl=parts.scheme == "rediss", **common)
+        sentinel_kwargs = {k: _plain(v) for k, v in (("password", sentinel.get("password")),
+                                                      ("username", sentinel.get("username"))) if v}
+        s = Sentinel(  # type: ignore[no-untyped-call]
+            hosts, sentinel_kwargs=sentinel_kwargs or None, password=parts.password,
+            username=parts.username or None, ssl=parts.scheme == "rediss", **common)
         return s.master_for(str(sentinel["master"]))
     if cluster:
         return RedisCluster.from_url(url, **common)
     return aioredis.from_url(url, **common)
+
+
+def _plain(value: Any) -> str:
+    """Config secrets arrive as ``Secret``; redis-py wants the string."""
+    return str(value.get()) if hasattr(value, "get") else str(value)
 
 
 class RedisLock:
@@ -122,7 +126,7 @@ class RedisStore:
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             return await fn()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             if self._on_error:
                 self._on_error()
             raise StoreUnavailable(reason="redis_error") from exc

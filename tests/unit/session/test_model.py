@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from bffgate.oidc.id_token import jwt_expiry
 from bffgate.session.model import (
     VISIBLE_CLAIMS,
     LoginRecord,
     SessionData,
     Tokens,
-    jwt_expiry,
     refresh_point,
     visible_claims,
 )
