@@ -352,7 +352,7 @@ def upstream_connections(up_port: int) -> int:
     n = 0
     hexport = f":{up_port:04X}"
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(name) as fh:  # noqa: PTH123
+        with contextlib.suppress(OSError), open(name) as fh:
             next(fh, None)
             for line in fh:
                 parts = line.split(None, 4)
@@ -632,7 +632,7 @@ def main() -> int:
                 print(f"--pyspy {args.pyspy}: no such gateway variant")
             else:
                 gw = target.gw
-                assert gw is not None  # noqa: S101
+                assert gw is not None
                 print(f"\nprofile of ({target.key}) under the same load:")
                 print(pyspy_profile(
                     gw.proc.pid, args.duration,

@@ -53,7 +53,9 @@ def build_store(settings: Settings, metrics: Metrics | None = None) -> SessionSt
     client = create_redis_client(settings.redis.url.get(), sentinel=dict(settings.redis.sentinel),
                                  cluster=settings.redis.cluster, timeout=settings.redis.timeout)
     on_error = metrics.redis_errors.inc if metrics else None
-    return RedisStore(client, settings.redis.key_prefix, on_error=on_error)
+    return RedisStore(client, settings.redis.key_prefix, on_error=on_error,
+                      wait_replicas=settings.redis.wait_replicas,
+                      wait_timeout_ms=int(settings.redis.timeout * 1000))
 
 
 def _routes(settings: Settings) -> RouteTable:

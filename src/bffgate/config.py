@@ -110,6 +110,7 @@ class RedisSettings:
     sentinel: Mapping[str, Any] = field(default_factory=dict)
     cluster: bool = False
     key_prefix: str = "bffgate:"
+    wait_replicas: int = 0
     timeout: float = 2.0
 
 
@@ -569,6 +570,10 @@ def validate(s: Settings, errs: _Collector) -> None:
             errs.add("redis.sentinel", "needs 'master' (name) and 'hosts' (list of host:port)")
     if not s.redis.key_prefix:
         errs.add("redis.key_prefix", "must not be empty")
+    if s.redis.wait_replicas < 0:
+        errs.add("redis.wait_replicas", "must not be negative")
+    if s.redis.wait_replicas and s.redis.cluster:
+        errs.add("redis.wait_replicas", "is not supported with redis.cluster")
 
     # routes
     seen: set[str] = set()

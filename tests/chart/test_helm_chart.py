@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -22,9 +23,18 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-from chart_support import CHART, HERE, Dockerfile
+from chart_support import CHART, HERE, REPO, Dockerfile
 
-from bffgate.config import load_settings
+from bffgate.config import (
+    CookieSettings,
+    LogSettings,
+    OidcSettings,
+    RedisSettings,
+    RouteSettings,
+    ServerSettings,
+    SessionSettings,
+    load_settings,
+)
 from bffgate.metrics import Metrics
 
 pytestmark = pytest.mark.chart
@@ -165,6 +175,18 @@ def test_every_manifest_passes_the_kubernetes_schemas(variant: Any) -> None:
     print(f"{name}: {validated} manifests validated against Kubernetes {KUBE_VERSION}")
 
 
+def test_chart_app_version_is_the_package_version() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    with helm.Chart.load(CHART) as chart:
+        assert chart.metadata["appVersion"] == project["version"]
+    image = container(manifests(render(MINIMAL)))["image"]
+    assert image == f"bffgate:{project['version']}"
+    pinned = container(manifests(render(PRODUCTION)))["image"]
+    assert pinned == f"{PRODUCTION['image']['repository']}@{PRODUCTION['image']['digest']}"
+
+
 def test_rendering_is_deterministic() -> None:
     assert render(PRODUCTION) == render(PRODUCTION)
     assert render(MINIMAL) == render(MINIMAL)
@@ -174,7 +196,7 @@ def test_rendering_is_deterministic() -> None:
 
 
 def test_security_context(variant: Any, dockerfile: Dockerfile) -> None:
-    _, _, docs = variant
+    _, values, docs = variant
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     uid = int(dockerfile.final.one("USER").args.split(":")[0])
     psc = pod["securityContext"]
@@ -198,6 +220,10 @@ def test_security_context(variant: Any, dockerfile: Dockerfile) -> None:
     config_volume = volumes[mounts["/etc/bffgate"]["name"]]
     assert config_volume["configMap"]["name"] == one(docs, "ConfigMap")["metadata"]["name"]
     assert mounts["/etc/bffgate"]["readOnly"] is True
+    ca_secret = values.get("redisTLS", {}).get("caSecret")
+    if ca_secret:
+        assert volumes[mounts["/etc/redis-ca"]["name"]]["secret"]["secretName"] == ca_secret
+        assert mounts["/etc/redis-ca"]["readOnly"] is True
 
 
 def test_probes_ports_and_graceful_termination(variant: Any, dockerfile: Dockerfile) -> None:
@@ -363,9 +389,7 @@ def pod_environment(docs: list[dict[str, Any]]) -> dict[str, str]:
     """The container's environment as the kubelet builds it: secretKeyRef values from the
     rendered Secret (or dummies for an existing one), then $(VAR) expansion of `value`s."""
     secrets = {
-        s["metadata"]["name"]: {
-            k: base64.b64decode(v).decode() for k, v in s.get("data", {}).items()
-        }
+        s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s.get("data", {}).items()}
         for s in kind(docs, "Secret")
     }
     env: dict[str, str] = {}
@@ -385,12 +409,33 @@ def pod_environment(docs: list[dict[str, Any]]) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize(
-    "values",
-    [MINIMAL, PRODUCTION, ALL_SECRETS],
-    ids=["defaults+required", "production", "all-secrets"],
-)
-def test_the_gateway_accepts_the_rendered_config(values: dict[str, Any], tmp_path: Path) -> None:
+CONFIG_VARIANTS = {
+    "defaults+required": MINIMAL,
+    "production": PRODUCTION,
+    "all-secrets": ALL_SECRETS,
+    "public-client": merged(
+        MINIMAL, {"oidc": {"client_auth": "none"}, "secrets": {"oidc_client_secret": ""}}
+    ),
+    "private-key-jwt": merged(
+        MINIMAL,
+        {
+            "oidc": {"client_auth": "private_key_jwt"},
+            "secrets": {"oidc_client_secret": "", "oidc_private_key": '{"kty": "EC"}'},
+        },
+    ),
+    "redis-cluster-tls": merged(
+        MINIMAL,
+        {
+            "redis": {"cluster": True},
+            "secrets": {"redis_url": "rediss://:pw@redis-cluster.data.svc:6380/0"},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIG_VARIANTS))
+def test_the_gateway_accepts_the_rendered_config(name: str, tmp_path: Path) -> None:
+    values = CONFIG_VARIANTS[name]
     docs = manifests(render(values))
     path = tmp_path / "bffgate.toml"
     path.write_text(_config_toml(docs), encoding="utf-8")
@@ -410,6 +455,8 @@ def test_the_gateway_accepts_the_rendered_config(values: dict[str, Any], tmp_pat
         assert settings.redis.sentinel["master"] == sentinel["master"]
         assert settings.redis.sentinel["hosts"] == sentinel["hosts"]
         assert settings.redis.sentinel["password"] == environ["REDIS_SENTINEL_PASSWORD"]
+    assert settings.oidc.client_auth == values["oidc"].get("client_auth", "client_secret_basic")
+    assert settings.redis.cluster is values.get("redis", {}).get("cluster", False)
     if values is PRODUCTION:
         assert settings.cookie.same_site == "lax"
         assert settings.session.idle_timeout == 20 * 60
@@ -419,6 +466,40 @@ def test_the_gateway_accepts_the_rendered_config(values: dict[str, Any], tmp_pat
 
 
 # --------------------------------------------------------------------------- values.schema.json
+
+# Config keys the chart sets itself, and the secret ones that only come from the environment.
+CHART_FIXED = {"server.listen", "server.admin_listen", "session.store"}
+SECRET_KEYS = {
+    "server.admin_token",
+    "oidc.client_secret",
+    "oidc.private_key",
+    "cookie.secret_keys",
+    "redis.url",
+}
+
+
+def test_schema_offers_only_keys_the_gateway_knows() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    sections: dict[str, type[Any]] = {
+        "server": ServerSettings,
+        "oidc": OidcSettings,
+        "session": SessionSettings,
+        "cookie": CookieSettings,
+        "redis": RedisSettings,
+        "log": LogSettings,
+    }
+    known: set[str] = set()
+    for name, cls in sections.items():
+        fields = {f"{name}.{f.name}" for f in dataclasses.fields(cls)}
+        offered = {f"{name}.{k}" for k in schema["properties"][name]["properties"]}
+        assert schema["properties"][name]["additionalProperties"] is False
+        assert offered <= fields - CHART_FIXED - SECRET_KEYS, offered - fields
+        known |= fields
+    # The env variables the Deployment sets (BFFGATE_<SECTION>__<KEY>) still name real keys.
+    assert known >= SECRET_KEYS | CHART_FIXED
+    route = schema["properties"]["routes"]["items"]
+    assert set(route["properties"]) <= {f.name for f in dataclasses.fields(RouteSettings)}
+    assert set(route["required"]) == {"prefix", "upstream", "token"}
 
 
 def _without(values: dict[str, Any], section: str, key: str) -> dict[str, Any]:
@@ -478,9 +559,7 @@ BAD_VALUES = {
         "/redis/sentinel",
     ),
     "cluster and sentinel": (
-        merged(
-            MINIMAL, {"redis": {"cluster": True, "sentinel": {"master": "m", "hosts": ["s:26379"]}}}
-        ),
+        merged(MINIMAL, {"redis": {"cluster": True, "sentinel": {"master": "m", "hosts": ["s:26379"]}}}),
         "/redis/sentinel",
     ),
     "existingSecret without redis key": (
@@ -540,9 +619,7 @@ def test_network_policy_limits_the_admin_port() -> None:
 def test_prometheus_operator_resources() -> None:
     docs = manifests(render(PRODUCTION))
     fullname = one(docs, "Deployment")["metadata"]["name"]
-    admin_service = next(
-        s for s in kind(docs, "Service") if s["metadata"]["name"] == f"{fullname}-admin"
-    )
+    admin_service = next(s for s in kind(docs, "Service") if s["metadata"]["name"] == f"{fullname}-admin")
     public_service = next(s for s in kind(docs, "Service") if s["metadata"]["name"] == fullname)
 
     sm = one(docs, "ServiceMonitor")

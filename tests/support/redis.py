@@ -82,3 +82,109 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RedisClusterSet:
+    """A real 3-master Redis Cluster (no replicas), created with ``redis-cli --cluster create``."""
+
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [RedisServer(extra_args=["--cluster-enabled", "yes",
+                                              "--cluster-config-file", "nodes.conf",
+                                              "--cluster-node-timeout", "2000"])
+                      for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> RedisClusterSet:
+        for n in self.nodes:
+            n.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli not found (package redis-tools / redis-server)")
+        subprocess.run([cli, "--cluster", "create",
+                        *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            out = subprocess.run([cli, "-p", str(self.nodes[0].port), "cluster", "info"],
+                                 capture_output=True, text=True, timeout=5).stdout
+            if "cluster_state:ok" in out:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("redis cluster did not reach cluster_state:ok")
+
+    def close(self) -> None:
+        for n in self.nodes:
+            n.close()
+
+
+class RedisSentinelSet:
+    """A real master + replica + 3 sentinels (quorum 2), persistence on."""
+
+    MASTER_NAME = "bffgate-master"
+
+    def __init__(self) -> None:
+        self.master = RedisServer(appendonly=True)
+        self.replica = RedisServer(appendonly=True)
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self.dir = Path(tempfile.mkdtemp(prefix="bffgate-sentinel-"))
+
+    @property
+    def hosts(self) -> list[str]:
+        return [f"127.0.0.1:{p}" for p in self.sentinel_ports]
+
+    def start(self) -> RedisSentinelSet:
+        self.master.start()
+        self.replica.extra_args = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica.start()
+        for port in self.sentinel_ports:
+            conf = self.dir / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER_NAME} 1000\n"
+                f"sentinel failover-timeout {self.MASTER_NAME} 5000\n"
+                f"sentinel parallel-syncs {self.MASTER_NAME} 1\n")
+            self.sentinels.append(subprocess.Popen(
+                [redis_binary(), str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.master_port() == self.master.port and self._replica_linked():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("sentinels did not see the master and its replica")
+
+    def _cli(self, port: int, *args: str) -> str:
+        cli = shutil.which("redis-cli") or "redis-cli"
+        try:
+            return subprocess.run([cli, "-p", str(port), *args], capture_output=True,
+                                  text=True, timeout=5).stdout
+        except subprocess.TimeoutExpired:
+            return ""
+
+    def _replica_linked(self) -> bool:
+        return "master_link_status:up" in self._cli(self.replica.port, "info", "replication")
+
+    def master_port(self) -> int | None:
+        for port in self.sentinel_ports:
+            out = self._cli(port, "sentinel", "get-master-addr-by-name", self.MASTER_NAME).split()
+            if len(out) == 2:
+                return int(out[1])
+        return None
+
+    def close(self) -> None:
+        for p in self.sentinels:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        self.master.close()
+        self.replica.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -113,8 +113,10 @@ class RedisStore:
     """SessionStore on Redis; every RedisError becomes StoreUnavailable."""
 
     def __init__(self, client: Any, key_prefix: str = "bffgate:",
-                 on_error: Callable[[], None] | None = None) -> None:
+                 on_error: Callable[[], None] | None = None, *, wait_replicas: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self._r = client
+        self._wait_replicas, self._wait_timeout_ms = wait_replicas, wait_timeout_ms
         self._p = key_prefix
         self._load = client.register_script(_LOAD)
         self._replace = client.register_script(_REPLACE)
@@ -130,6 +132,16 @@ class RedisStore:
             if self._on_error:
                 self._on_error()
             raise StoreUnavailable(reason="redis_error") from exc
+
+    async def _replicated(self) -> None:
+        """With ``wait_replicas``: a session write counts only once that many replicas have
+        it (Redis WAIT), so a failover never loses a session the browser was told about."""
+        if self._wait_replicas <= 0:
+            return
+        acked = int(await self._r.execute_command("WAIT", self._wait_replicas,
+                                                  self._wait_timeout_ms))
+        if acked < self._wait_replicas:
+            raise RedisError(f"WAIT: {acked} of {self._wait_replicas} replicas acknowledged")
 
     async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
         await self._call(lambda: self._r.set(f"{self._p}login:{state}", data, ex=ttl_seconds))
@@ -156,6 +168,7 @@ class RedisStore:
                 pipe.sadd(f"{self._p}sid:{idp_sid}", key)
                 pipe.expire(f"{self._p}sid:{idp_sid}", index_ttl)
             await pipe.execute()
+            await self._replicated()
 
         await self._call(run)
 
@@ -171,9 +184,15 @@ class RedisStore:
     async def replace_session(
         self, key: str, data: bytes, *, expected_generation: int, now_ms: int, idle_ms: int
     ) -> bool:
-        result = await self._call(lambda: self._replace(
-            keys=[self._s(key)], args=[expected_generation, data, now_ms, idle_ms]))
-        return int(result) == 1
+        async def run() -> bool:
+            result = await self._replace(keys=[self._s(key)],
+                                         args=[expected_generation, data, now_ms, idle_ms])
+            if int(result) == 1:
+                await self._replicated()
+                return True
+            return False
+
+        return await self._call(run)
 
     async def delete_session(self, key: str, *, sub: str | None = None,
                              idp_sid: str | None = None) -> bool:
