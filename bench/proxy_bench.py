@@ -347,16 +347,25 @@ def busy_jiffies() -> int:
     return sum(vals[:8]) - idle
 
 
-def upstream_connections(up_port: int) -> int:
-    """ESTABLISHED TCP connections accepted by the upstream (server side), /proc/net/tcp."""
+def upstream_connections(pid: int, up_port: int) -> int:
+    """ESTABLISHED TCP connections from process ``pid`` to the upstream's port (its pool),
+    matched by socket inode between /proc/PID/fd and /proc/net/tcp."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
     n = 0
     hexport = f":{up_port:04X}"
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(name) as fh:
+        with contextlib.suppress(OSError), Path(name).open() as fh:
             next(fh, None)
             for line in fh:
-                parts = line.split(None, 4)
-                if len(parts) > 3 and parts[1].endswith(hexport) and parts[3] == "01":
+                parts = line.split()
+                if (len(parts) > 9 and parts[3] == "01" and parts[2].endswith(hexport)
+                        and parts[9] in inodes):
                     n += 1
     return n
 
@@ -376,8 +385,8 @@ def timed_run(v: Any, port: int, headers: dict[str, str], args: argparse.Namespa
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.5):
-            peak[0] = max(peak[0], upstream_connections(up_port))
+        while gpid and not stop.wait(0.5):
+            peak[0] = max(peak[0], upstream_connections(gpid, up_port))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -399,7 +408,7 @@ def timed_run(v: Any, port: int, headers: dict[str, str], args: argparse.Namespa
     res["wrk_cpu_pct"] = 100 * wrk_cpu / wall
     # CPU the machine spent on things other than this bench (other users' tests...)
     res["other_cpu_pct"] = max(0.0, 100 * (busy - ours) / wall)
-    res["upstream_conns_peak"] = peak[0]
+    res["upstream_conns_peak"] = peak[0] if gpid else None
     if gpid:
         g = after[gpid] - before[gpid]
         res["gw_cpu_pct"] = 100 * g / wall
@@ -415,7 +424,9 @@ def describe(v: Any, res: dict[str, Any]) -> str:
     if "gw_cpu_pct" in res:
         out += (f"gateway {res['gw_cpu_pct']:.0f}% ({res['gw_cpu_us_per_req']:.0f} µs/req), ")
     out += (f"upstream {res['up_cpu_pct']:.0f}%, wrk {res['wrk_cpu_pct']:.0f}%, "
-            f"other {res['other_cpu_pct']:.0f}%; upstream conns {res['upstream_conns_peak']}")
+            f"other {res['other_cpu_pct']:.0f}%")
+    if gpid := res.get("upstream_conns_peak"):
+        out += f"; gateway->upstream conns (peak) {gpid}"
     if v.gw and v.log_level == "info":
         out += f"; {res['log_lines']} log lines"
     errs = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_status",

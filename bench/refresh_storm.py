@@ -18,9 +18,11 @@ It logs in once (through replica 0), then for each window: sleeps until the acce
 needs refresh (issued + T - 1.5 s; the gateway refreshes from max(issued + T/2,
 expiry - refresh_ahead - jitter)), fires N concurrent GETs spread round-robin over the
 replicas ("waiting": each of them needs the refreshed token), then, with the token fresh,
-N more ("no refresh" baseline). Per window it reports the refresh grants the IdP saw during
+N more ("no refresh" baseline). A warm-up batch (token fresh, not reported) runs first;
+every batch opens fresh connections, so both batches pay the same connect cost. Per window it reports the refresh grants the IdP saw during
 the storm (must be 1), failed requests (non-200; must be 0), distinct bearer tokens seen by
-the upstream during the storm (should be 1) and p50/p99 latency of both batches.
+the upstream during the storm (should be 1), when the IdP answered the grant (ms after the
+storm started) and p50/p99 latency of both batches.
 
 Exit status 1 if any window had grants != 1 or any failed request.
 """
@@ -249,6 +251,7 @@ class Batch:
     grants: int
     grants_ok: int
     wall: float
+    started_at: float  # wall clock (time.time()) when the batch was fired
 
     @property
     def failures(self) -> int:
@@ -302,13 +305,14 @@ async def fire(n: int, ports: list[int], cookie: str, idp_url: str, tag: str) ->
             latencies.append(time.perf_counter() - t)
             statuses.append(status)
 
+        started_at = time.time()
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         wall = time.perf_counter() - t0
         after = await idp_stats(session, idp_url)
     return Batch(statuses, latencies, tokens, errors,
                  after["refresh_grants"] - before["refresh_grants"],
-                 after["refresh_ok"] - before["refresh_ok"], wall)
+                 after["refresh_ok"] - before["refresh_ok"], wall, started_at)
 
 
 async def last_token_at(idp_url: str) -> float:
@@ -324,12 +328,21 @@ class Window:
     index: int
     storm: Batch
     base: Batch
+    grant_after: float  # seconds from storm start to the IdP's refresh response
 
 
 async def run_windows(args: argparse.Namespace, ports: list[int], cookie: str,
                       idp_url: str) -> list[Window]:
     ttl = args.access_token_ttl
     windows: list[Window] = []
+    # Warm-up (token fresh, not reported): first-use costs (upstream pools, code paths).
+    log(f"warm-up: {args.concurrency} requests over {len(ports)} replica(s)...")
+    warm = await fire(args.concurrency, ports, cookie, idp_url, "warmup")
+    log(f"warm-up done in {warm.wall:.2f}s: grants={warm.grants} failures={warm.failures}")
+    for err, count in sorted(warm.errors.items(), key=lambda kv: -kv[1])[:5]:
+        log(f"    {count} x {err}")
+    if warm.failures:
+        raise RuntimeError(f"{warm.failures} warm-up requests failed (token fresh)")
     for w in range(1, args.windows + 1):
         issued = await last_token_at(idp_url)
         target = issued + ttl - 1.5
@@ -347,6 +360,9 @@ async def run_windows(args: argparse.Namespace, ports: list[int], cookie: str,
             log(f"    {count} x {err}")
         # Baseline mid-window: token fresh (refreshed during the storm).
         issued = await last_token_at(idp_url)
+        grant_after = issued - storm.started_at
+        log(f"window {w}/{args.windows}: the IdP answered the refresh grant "
+            f"{grant_after * 1000:.0f} ms after the storm started")
         wait = issued + 1.0 - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -359,7 +375,7 @@ async def run_windows(args: argparse.Namespace, ports: list[int], cookie: str,
             f"grants={base.grants} failures={base.failures} tokens={len(base.tokens)}")
         for err, count in sorted(base.errors.items(), key=lambda kv: -kv[1])[:5]:
             log(f"    {count} x {err}")
-        windows.append(Window(w, storm, base))
+        windows.append(Window(w, storm, base, grant_after))
     return windows
 
 
@@ -373,7 +389,9 @@ def report(args: argparse.Namespace, windows: list[Window]) -> bool:
     print(f"refresh storm: concurrency={args.concurrency} replicas={args.replicas} "
           f"windows={args.windows} access_token_ttl={args.access_token_ttl}s "
           f"refresh_ahead=2s")
-    head = (f"{'window':>6} {'grants':>6} {'fail':>5} {'tokens':>6} "
+    print(f"load average before the report: {os.getloadavg()[0]:.2f} "
+          f"({os.cpu_count()} CPUs); each batch opens fresh connections; latency in ms")
+    head = (f"{'window':>6} {'grants':>6} {'fail':>5} {'tokens':>6} {'grant at':>8} "
             f"{'wait p50':>9} {'wait p99':>9} {'wait max':>9} "
             f"{'base p50':>9} {'base p99':>9} {'base grants':>11} {'base fail':>9}  verdict")
     print(head)
@@ -396,6 +414,7 @@ def report(args: argparse.Namespace, windows: list[Window]) -> bool:
             verdict += " (" + ", ".join(notes) + ")"
         ok = ok and good
         print(f"{win.index:>6} {s.grants:>6} {failures:>5} {len(s.tokens):>6} "
+              f"{ms(win.grant_after):>8} "
               f"{ms(pct(s.latencies, 50)):>9} {ms(pct(s.latencies, 99)):>9} "
               f"{ms(max(s.latencies)):>9} "
               f"{ms(pct(b.latencies, 50)):>9} {ms(pct(b.latencies, 99)):>9} "

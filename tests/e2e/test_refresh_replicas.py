@@ -190,3 +190,50 @@ async def test_redis_restart_gives_503_then_recovers(cluster) -> None:
                 await asyncio.sleep(0.2)
             assert r.status_code == 200, r.text
 
+
+
+async def test_replica_killed_mid_traffic_others_continue(cluster) -> None:
+    """Log in through one replica, use the session through the others; SIGKILL one replica
+    mid-traffic: every request sent to the two survivors still succeeds."""
+    gws = cluster["gateways"]
+    _, cookie, _ = await _login(cluster)
+    headers = {"X-CSRF": "1", "cookie": f"__Host-bffgate={cookie}"}
+    statuses: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    async with aiohttp.ClientSession() as s:
+        for i in range(120):
+            if i == 40:
+                gws[2].kill()
+            target = i % 3
+            try:
+                async with s.get(f"{gws[target].url}/api/kill/{i}", headers=headers) as r:
+                    await r.read()
+                    statuses[target].append(r.status)
+            except aiohttp.ClientConnectionError:
+                statuses[target].append(0)
+    assert set(statuses[0]) == {200} and set(statuses[1]) == {200}
+    assert 0 in statuses[2]  # the killed replica really went away
+    gws[2].start()  # restore for the other tests
+
+
+async def test_sigterm_drains_in_flight_requests(cluster) -> None:
+    """SIGTERM: in-flight requests finish (200), then the process exits cleanly."""
+    gws = cluster["gateways"]
+    _, cookie, _ = await _login(cluster)
+    headers = {"X-CSRF": "1", "cookie": f"__Host-bffgate={cookie}"}
+    async with aiohttp.ClientSession() as s:
+        async def slow() -> int:
+            async with s.get(f"{gws[1].url}/api/slow", params={"s": "2"}, headers=headers) as r:
+                await r.read()
+                return r.status
+
+        inflight = asyncio.create_task(slow())
+        await asyncio.sleep(0.5)
+        proc = gws[1].proc
+        assert proc is not None
+        proc.send_signal(15)
+        assert await inflight == 200
+        rc = await asyncio.to_thread(proc.wait, 15)
+        assert rc == 0
+    assert "gateway.stopped" in gws[1].log()
+    gws[1].proc = None
+    gws[1].start()
