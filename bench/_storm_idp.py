@@ -75,7 +75,8 @@ class GrantCounter:
         async def replay() -> Message:
             if messages:
                 return messages.pop(0)
-            return await receive()
+            message: Message = await receive()
+            return message
 
         status: list[int] = []
 

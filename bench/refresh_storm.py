@@ -19,10 +19,11 @@ needs refresh (issued + T - 1.5 s; the gateway refreshes from max(issued + T/2,
 expiry - refresh_ahead - jitter)), fires N concurrent GETs spread round-robin over the
 replicas ("waiting": each of them needs the refreshed token), then, with the token fresh,
 N more ("no refresh" baseline). A warm-up batch (token fresh, not reported) runs first;
-every batch opens fresh connections, so both batches pay the same connect cost. Per window it reports the refresh grants the IdP saw during
-the storm (must be 1), failed requests (non-200; must be 0), distinct bearer tokens seen by
-the upstream during the storm (should be 1), when the IdP answered the grant (ms after the
-storm started) and p50/p99 latency of both batches.
+every batch opens fresh connections, so both batches pay the same connect cost. Per window
+it reports the refresh grants the IdP saw during the storm (must be 1), failed requests
+(non-200; must be 0), distinct bearer tokens seen by the upstream during the storm (should
+be 1), when the IdP answered the grant (ms after the storm started) and p50/p99 latency of
+both batches.
 
 Exit status 1 if any window had grants != 1 or any failed request.
 """
@@ -200,7 +201,7 @@ def _set_cookie(response: Any, name: str) -> str | None:
     for header in response.headers.get_list("set-cookie"):
         cookie_name, _, rest = header.partition("=")
         if cookie_name.strip() == name:
-            return rest.split(";", 1)[0]
+            return str(rest.split(";", 1)[0])
     return None
 
 
@@ -298,7 +299,7 @@ async def fire(n: int, ports: list[int], cookie: str, idp_url: str, tag: str) ->
                     else:
                         key = f"{status} {body[:120]!r}"
                         errors[key] = errors.get(key, 0) + 1
-            except Exception as exc:  # noqa: BLE001 - every client error is a failure
+            except Exception as exc:  # every client error is a failure
                 status = 0
                 key = f"client error {type(exc).__name__}: {exc}"[:160]
                 errors[key] = errors.get(key, 0) + 1
@@ -515,7 +516,7 @@ def main() -> int:
             gw = procs.start(f"gateway{i}", [sys.executable, "-m", "bffgate", "serve",
                                              "--config", str(path)], env=env)
             gateways.append((gw, port, admin_port))
-        for gw, port, admin_port in gateways:
+        for gw, _port, admin_port in gateways:
             wait_http(gw, f"http://127.0.0.1:{admin_port}/healthz", timeout=30)
         log(f"{len(gateways)} gateway replica(s) healthy: pids "
             f"{[g.popen.pid for g, _, _ in gateways]} ports {[p for _, p, _ in gateways]}")
@@ -531,7 +532,7 @@ def main() -> int:
                 tail = gw.tail(15)
                 if tail:
                     print(f"--- {gw.name} log tail ---\n{tail}")
-    except Exception as exc:  # noqa: BLE001 - report, clean up, exit 1
+    except Exception as exc:  # report, clean up, exit 1
         signal.alarm(0)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         failed = True

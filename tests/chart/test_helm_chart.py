@@ -450,6 +450,13 @@ def test_the_gateway_accepts_the_rendered_config(name: str, tmp_path: Path) -> N
     assert [r.prefix for r in settings.routes] == [r["prefix"] for r in values.get("routes", [])]
     assert settings.redis.url.get() == environ["BFFGATE_REDIS__URL"]
     assert settings.cookie.secret_keys
+    if not values.get("existingSecret"):  # the chart's Secret carries the values unchanged
+        secrets = values["secrets"]
+        assert [k.get() for k in settings.cookie.secret_keys] == secrets["cookie_secret_keys"]
+        assert settings.server.admin_token.get() == secrets["admin_token"]
+        assert settings.redis.url.get() == secrets["redis_url"]
+        assert settings.oidc.client_secret.get() == secrets.get("oidc_client_secret", "")
+        assert settings.oidc.private_key.get() == secrets.get("oidc_private_key", "")
     sentinel = values.get("redis", {}).get("sentinel")
     if sentinel:
         assert settings.redis.sentinel["master"] == sentinel["master"]
