@@ -456,12 +456,15 @@ def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25,
     total = 0
     self_t: dict[str, int] = {}
     incl: dict[str, int] = {}
+    by_pkg: dict[str, int] = {}
     for line in Path(path).read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
         count = int(n)
         total += count
+        pkg = _package(stack.rsplit(";", 1)[-1])
+        by_pkg[pkg] = by_pkg.get(pkg, 0) + count
         frames = [fr.split(" (")[0] + " (" + fr.split(" (")[1].rsplit("/", 1)[-1]
                   if " (" in fr else fr for fr in stack.split(";")]
         self_t[frames[-1]] = self_t.get(frames[-1], 0) + count
@@ -473,7 +476,10 @@ def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25,
         os.unlink(path)
     if not total:
         return "py-spy: no samples"
-    lines = [f"py-spy: {total} samples (all threads, idle included)",
+    lines = [f"py-spy: {total} samples while busy (idle time not sampled)",
+             "  self time by package: " + ", ".join(
+                 f"{k} {100 * n / total:.0f}%"
+                 for k, n in sorted(by_pkg.items(), key=lambda kv: -kv[1])[:10]),
              "  self%  total%  function (file:line)"]
     for fr, n in sorted(self_t.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {100 * n / total:5.1f}  {100 * incl[fr] / total:6.1f}  {fr}")
@@ -481,6 +487,18 @@ def pyspy_profile(pid: int, seconds: float, load: Any, top: int = 25,
     for fr, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {100 * self_t.get(fr, 0) / total:5.1f}  {100 * n / total:6.1f}  {fr}")
     return "\n".join(lines)
+
+
+def _package(frame: str) -> str:
+    """'func (aiohttp/client.py:12)' -> 'aiohttp' (py-spy prints paths relative to sys.path)."""
+    if " (" not in frame:
+        return "?"
+    path = frame.rsplit(" (", 1)[1].rsplit(":", 1)[0]
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif "/lib/python3" in path:
+        path = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+    return path.split("/", 1)[0].removesuffix(".py")
 
 
 # --------------------------------------------------------------------------- main
@@ -517,7 +535,7 @@ def machine() -> str:
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("rps", "p50_us", "p90_us", "p99_us", "gw_cpu_us_per_req", "gw_cpu_pct",
-            "up_cpu_pct")
+            "up_cpu_pct", "other_cpu_pct", "upstream_conns_peak")
     out: dict[str, Any] = {}
     for k in keys:
         vals = [r[k] for r in runs if r.get(k) is not None]
@@ -529,9 +547,9 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(variants: list[Variant], base: dict[str, Any]) -> str:
-    head = ("| variant | req/s | req/s vs (a) | p50 ms | p99 ms | p50 vs (a) | p99 vs (a) "
-            "| gateway CPU µs/req | checks |")
-    rows = [head, "|" + "---|" * 9]
+    head = ("| variant | req/s | vs (a) | p50 ms | p99 ms | p50 vs (a) | p99 vs (a) "
+            "| gateway CPU µs/req | upstream conns | other load | checks |")
+    rows = [head, "|" + "---|" * 11]
     for v in variants:
         m = median_run(v.runs)
         rps = m["rps"]
@@ -539,11 +557,12 @@ def table(variants: list[Variant], base: dict[str, Any]) -> str:
         if m["errors"]:
             checks += f" ({m['errors']} wrk errors)"
         gcpu = f"{m['gw_cpu_us_per_req']:.0f}" if m["gw_cpu_us_per_req"] else "-"
+        conns = f"{m['upstream_conns_peak']:.0f}" if m["upstream_conns_peak"] else "-"
         rows.append(
-            f"| ({v.key}) {v.label} | {rps:,.0f} | {rps / base['rps']:.2f}x "
+            f"| ({v.key}) {v.label} | {rps:,.0f} | {rps / base['rps']:.3f}x "
             f"| {m['p50_us'] / 1000:.2f} | {m['p99_us'] / 1000:.2f} "
             f"| {m['p50_us'] / base['p50_us']:.1f}x | {m['p99_us'] / base['p99_us']:.1f}x "
-            f"| {gcpu} | {checks} |")
+            f"| {gcpu} | {conns} | {m['other_cpu_pct']:.0f}% | {checks} |")
     return "\n".join(rows)
 
 
@@ -657,6 +676,12 @@ def main() -> int:
 
         base = median_run(variants[0].runs)
         print("\n" + table(variants, base))
+        print("\n(medians of the rounds; req/s per round: "
+              + ", ".join(f"{v.key} {median_run(v.runs)['all_rps']}" for v in variants) + ")")
+        busy = max(median_run(v.runs)["other_cpu_pct"] or 0 for v in variants)
+        if busy > 15:
+            print(f"warning: other processes used up to {busy:.0f}% of a CPU during the timed "
+                  f"runs (column 'other load'): figures are noisy; rerun on a quiet machine.")
         candidates = [v for v in variants if v.key in ("b", "c", "d") and not v.fails]
         if candidates:
             best = max(candidates, key=lambda v: median_run(v.runs)["rps"])

@@ -51,11 +51,13 @@ def build_store(settings: Settings, metrics: Metrics | None = None) -> SessionSt
     if settings.session.store == "memory":
         return MemoryStore()
     client = create_redis_client(settings.redis.url.get(), sentinel=dict(settings.redis.sentinel),
-                                 cluster=settings.redis.cluster, timeout=settings.redis.timeout)
+                                 cluster=settings.redis.cluster, timeout=settings.redis.timeout,
+                                 max_connections=settings.redis.max_connections)
     on_error = metrics.redis_errors.inc if metrics else None
     return RedisStore(client, settings.redis.key_prefix, on_error=on_error,
                       wait_replicas=settings.redis.wait_replicas,
-                      wait_timeout_ms=int(settings.redis.timeout * 1000))
+                      wait_timeout_ms=int(settings.redis.timeout * 1000),
+                      max_concurrency=settings.redis.max_connections)
 
 
 def _routes(settings: Settings) -> RouteTable:

@@ -111,6 +111,7 @@ class RedisSettings:
     cluster: bool = False
     key_prefix: str = "bffgate:"
     wait_replicas: int = 0
+    max_connections: int = 256
     timeout: float = 2.0
 
 
@@ -570,6 +571,8 @@ def validate(s: Settings, errs: _Collector) -> None:
             errs.add("redis.sentinel", "needs 'master' (name) and 'hosts' (list of host:port)")
     if not s.redis.key_prefix:
         errs.add("redis.key_prefix", "must not be empty")
+    if not 1 <= s.redis.max_connections <= 10_000:
+        errs.add("redis.max_connections", "must be between 1 and 10000")
     if s.redis.wait_replicas < 0:
         errs.add("redis.wait_replicas", "must not be negative")
     if s.redis.wait_replicas and s.redis.cluster:

@@ -24,3 +24,21 @@ class TestMemoryStore(StoreContract):
     @pytest.fixture
     async def store(self) -> AsyncIterator[MemoryStore]:
         yield MemoryStore()
+
+
+async def test_burst_beyond_pool_size_waits_instead_of_failing(redis_server) -> None:
+    """redis-py pools raise 'Too many connections' when full; the store queues instead."""
+    import asyncio
+
+    from bffgate.store.redis import create_redis_client
+
+    store = RedisStore(create_redis_client(redis_server.url, max_connections=8),
+                       key_prefix="burst:", max_concurrency=8)
+    try:
+        await store.create_session("k", b"d", now_ms=0, idle_ms=10**9,
+                                   absolute_expiry_ms=10**12, sub="s", idp_sid=None)
+        results = await asyncio.gather(*[store.load_session("k", now_ms=1, idle_ms=10**9)
+                                         for _ in range(500)])
+        assert all(r is not None for r in results)
+    finally:
+        await store.close()

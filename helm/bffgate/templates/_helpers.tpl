@@ -134,7 +134,11 @@ Null values are left out, so the gateway's own default applies.
 
 {{ include "bffgate.tomlTable" (list "cookie" .Values.cookie dict) }}
 
-{{ include "bffgate.tomlTable" (list "redis" .Values.redis dict) }}
+{{- $redis := deepCopy .Values.redis }}
+{{- if include "bffgate.secretKey" (list . "redis_sentinel_password") }}
+{{- $_ := set $redis "sentinel" (merge (dict "password" "env:REDIS_SENTINEL_PASSWORD") $redis.sentinel) }}
+{{- end }}
+{{ include "bffgate.tomlTable" (list "redis" $redis dict) }}
 
 {{ include "bffgate.tomlTable" (list "log" .Values.log dict) }}
 {{- range .Values.routes }}

@@ -13,6 +13,7 @@ and lets a rotated token set be saved with compare-and-set on the generation.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -49,15 +50,24 @@ return 1
 """
 
 
+POOL_HEADROOM = 32  # connections beyond the store's command limit, for lock polling
+
+
 def create_redis_client(
     url: str, *, sentinel: dict[str, Any] | None = None, cluster: bool = False,
-    timeout: float = 2.0,
+    timeout: float = 2.0, max_connections: int = 256,
 ) -> Any:
-    """Build the redis-py asyncio client for the configured topology."""
+    """Build the redis-py asyncio client for the configured topology.
+
+    redis-py's pools raise "Too many connections" instead of waiting once full; the store
+    bounds its concurrent commands below the pool size (``RedisStore(max_concurrency=...)``)
+    so that a burst queues for a connection instead of failing with 503s.
+    """
     common: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "health_check_interval": 15,
+        "max_connections": max_connections + POOL_HEADROOM,
     }
     if sentinel:
         hosts = []
@@ -114,8 +124,9 @@ class RedisStore:
 
     def __init__(self, client: Any, key_prefix: str = "bffgate:",
                  on_error: Callable[[], None] | None = None, *, wait_replicas: int = 0,
-                 wait_timeout_ms: int = 1000) -> None:
+                 wait_timeout_ms: int = 1000, max_concurrency: int = 256) -> None:
         self._r = client
+        self._slots = asyncio.Semaphore(max_concurrency)
         self._wait_replicas, self._wait_timeout_ms = wait_replicas, wait_timeout_ms
         self._p = key_prefix
         self._load = client.register_script(_LOAD)
@@ -127,7 +138,8 @@ class RedisStore:
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await fn()
+            async with self._slots:
+                return await fn()
         except (TimeoutError, RedisError, OSError) as exc:
             if self._on_error:
                 self._on_error()
