@@ -498,6 +498,8 @@ def _package(frame: str) -> str:
         path = path.split("site-packages/", 1)[1]
     elif "/lib/python3" in path:
         path = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+    elif path.startswith("/"):
+        path = path.rsplit("/", 1)[-1]
     return path.split("/", 1)[0].removesuffix(".py")
 
 

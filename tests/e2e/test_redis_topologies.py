@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from support.browser import Browser
 from support.e2e import CLIENT_SECRET, COOKIE_KEY, login
 from support.gateway import GatewayProcess, gateway_config

@@ -6,9 +6,9 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from support.redis import RedisServer
 
 from bffgate.store.redis import RedisStore, create_redis_client
+from support.redis import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ import asyncio
 import secrets
 
 import pytest
-from support.redis import RedisServer
 
 from bffgate.clock import FrozenClock
 from bffgate.crypto.cookie_codec import CookieCodec
 from bffgate.session.refresh import (
     Fresh,
-    Refreshed,
     RefreshCoordinator,
+    Refreshed,
     RefreshRejectedError,
     RefreshUnavailableError,
     Rejected,
@@ -22,6 +21,7 @@ from bffgate.session.refresh import (
 )
 from bffgate.session.service import LoadedSession, NewTokens, SessionService
 from bffgate.store.redis import RedisStore, create_redis_client
+from support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 KEY = secrets.token_urlsafe(32)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from contract.store_contract import StoreContract
 
 from bffgate.store.memory import MemoryStore
 from bffgate.store.redis import RedisStore
+from contract.store_contract import StoreContract
 
 pytestmark = pytest.mark.integration
 
