@@ -1,7 +1,7 @@
 """One bffgate gateway worker for the benchmark, run in its own process.
 
     python bench/_gateway.py --port P --upstream http://127.0.0.1:U --redis-port R \
-        --client aiohttp|httpx|httpx-aiohttp [--log-level warning|info] [--uvloop]
+        --client aiohttp|httpx|httpx-aiohttp [--log-level warning|info] [--asyncio-loop]
         [--cprofile FILE]
 
 Builds Settings the way a deployment would (Redis store, one ``/api`` user route), creates
@@ -52,8 +52,9 @@ def main() -> None:
     p.add_argument("--redis-port", type=int, required=True)
     p.add_argument("--client", choices=CLIENTS, default="aiohttp")
     p.add_argument("--log-level", default="warning")
-    p.add_argument("--uvloop", action="store_true",
-                   help="run on uvloop (`bffgate serve` does not: see below)")
+    p.add_argument("--asyncio-loop", action="store_true",
+                   help="run on the plain asyncio loop instead of uvloop (as `bffgate serve` "
+                        "does when uvloop is not installed)")
     p.add_argument("--cprofile", help="write cProfile stats here at shutdown")
     args = p.parse_args()
 
@@ -100,15 +101,13 @@ def main() -> None:
                 profiler.dump_stats(args.cprofile)
             await gw.stop()
 
-    if args.uvloop:
-        import uvloop
+    if args.asyncio_loop:
+        asyncio.run(run())
+    else:
+        # exactly like `bffgate serve`: uvloop when installed (bffgate.server.run)
+        from bffgate.server import run as run_like_serve
 
-        uvloop.install()
-    # Like `bffgate serve` (cli.cmd_serve): asyncio.run(), i.e. the default asyncio loop
-    # unless --uvloop. (uvicorn's loop="uvloop" from server._config only applies to
-    # uvicorn.Server.run(); serve_all() awaits Server.serve() inside the caller's loop.)
-    asyncio.run(run())
-
+        run_like_serve(run())
 
 if __name__ == "__main__":
     main()

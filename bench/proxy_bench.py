@@ -2,7 +2,7 @@
 
     python bench/proxy_bench.py [--duration 5] [--warmup 1] [--connections 50]
                                 [--rounds 2] [--only a,b,c] [--json FILE]
-                                [--pyspy VARIANT]
+                                [--pyspy VARIANT [--pyspy-out FILE]]
 
 One run, one machine, everything on 127.0.0.1, every process started here and stopped
 by PID:
@@ -21,7 +21,7 @@ cookie verify, one Redis round trip, token unseal, forward, stream back):
   b          bffgate, default upstream client (bffgate.proxy.forward.AiohttpUpstream)
   b-info     b with the log level at info: one request.proxied audit line per request
              (read from the gateway's stdout pipe, as a log shipper would)
-  b-uvloop   b on uvloop (`bffgate serve` runs on the default asyncio loop)
+  b-asyncio  b on the plain asyncio loop (bffgate serve uses uvloop when installed)
   c          bffgate + bffgate.proxy.forward.HttpxUpstream (httpx/httpcore pool)
   d          bffgate + HttpxUpstream(transport=httpx_aiohttp.AiohttpTransport(...)),
              only when the httpx-aiohttp package is importable
@@ -35,6 +35,11 @@ chunk; the upstream gets the bearer token and never the browser's cookie or X-CS
 upstream ``Set-Cookie`` is neither passed to the browser nor replayed by the gateway's
 client on later requests (the pool is shared by all users). Headers the client library
 adds on its own (User-Agent, Accept-Encoding...) are reported as notes.
+
+Besides req/s and wrk's p50/p99 the table gives the gateway's CPU time per request, its
+peak number of upstream connections, and how much CPU other processes on the machine
+used meanwhile (a noisy neighbour on 2 cores moves req/s by tens of percent). See
+bench/README.md for the figures and what they mean.
 """
 
 from __future__ import annotations
@@ -145,20 +150,25 @@ class Gateway:
 
 
 def start_gateway(procs: Procs, name: str, client: str, upstream_port: int, redis_port: int,
-                  log_level: str, uvloop: bool, stderr_dir: Path) -> Gateway:
+                  log_level: str, asyncio_loop: bool, stderr_dir: Path) -> Gateway:
     port = free_port()
     argv = [sys.executable, str(HERE / "_gateway.py"), "--port", str(port),
             "--upstream", f"http://127.0.0.1:{upstream_port}", "--redis-port", str(redis_port),
             "--client", client, "--log-level", log_level]
-    if uvloop:
-        argv.append("--uvloop")
-    err = (stderr_dir / f"gateway-{name}.stderr").open("wb")
-    p = procs.start(argv, stdout=subprocess.PIPE, stderr=err)
-    line = _readline_timeout(p, 20.0)
+    if asyncio_loop:
+        argv.append("--asyncio-loop")
+    err_path = stderr_dir / f"gateway-{name}.stderr"
+    with err_path.open("wb") as err:
+        p = procs.start(argv, stdout=subprocess.PIPE, stderr=err)
+    try:
+        line = _readline_timeout(p, 20.0)
+    except RuntimeError:
+        line = ""
     cookie = line.strip()
     if not cookie.startswith("v1."):
-        raise RuntimeError(f"gateway {name}: expected a cookie value, got {line[:80]!r}; "
-                           f"stderr in {err.name}")
+        tail = err_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"gateway {name}: expected a cookie value on stdout, got "
+                           f"{line[:80]!r}; its stderr ends with:\n{tail}")
     gw = Gateway(name, port, p, cookie)
     threading.Thread(target=gw.drain, daemon=True).start()
     wait_port(port, p)
@@ -510,7 +520,7 @@ class Variant:
     label: str
     client: str | None = None  # None = direct to the upstream
     log_level: str = "warning"
-    uvloop: bool = False
+    asyncio_loop: bool = False
     gw: Gateway | None = None
     fails: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -592,7 +602,7 @@ def main() -> int:
         Variant("a", "direct to upstream"),
         Variant("b", "bffgate + AiohttpUpstream (default)", "aiohttp"),
         Variant("b-info", "b, audit log at info", "aiohttp", log_level="info"),
-        Variant("b-uvloop", "b on uvloop", "aiohttp", uvloop=True),
+        Variant("b-asyncio", "b on the plain asyncio loop", "aiohttp", asyncio_loop=True),
         Variant("c", "bffgate + HttpxUpstream", "httpx"),
     ]
     try:
@@ -631,7 +641,7 @@ def main() -> int:
         for v in variants:
             if v.client is not None:
                 v.gw = start_gateway(procs, v.key, v.client, up_port, redis_port, v.log_level,
-                                     v.uvloop, tmp)
+                                     v.asyncio_loop, tmp)
 
         def hdrs(v: Variant) -> dict[str, str]:
             h = {"X-CSRF": "1"}

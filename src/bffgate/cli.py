@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load_or_exit(args.config)
     from bffgate.app import Gateway
     from bffgate.logs import configure_logging, get_logger
-    from bffgate.server import serve_all
+    from bffgate.server import run, serve_all
 
     configure_logging(settings.log.level, settings.log.format)
     log = get_logger()
@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await gw.stop()
             log.info("gateway.stopped")
 
-    asyncio.run(main())
+    run(main())
     return 0
 
 

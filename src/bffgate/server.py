@@ -21,18 +21,23 @@ class _Server(uvicorn.Server):
         yield
 
 
+def run(main: Any) -> Any:
+    """Run the coroutine on uvloop when it is installed (uvicorn only picks the loop in its
+    own ``Server.run``, which ``serve_all`` does not use), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def _config(app: Any, listen: str, *, graceful: float) -> uvicorn.Config:
     kwargs: dict[str, Any] = {
         "lifespan": "off", "access_log": False, "server_header": False,
         "date_header": True, "timeout_graceful_shutdown": graceful, "log_config": None,
         "proxy_headers": False, "timeout_keep_alive": 30, "interface": "asgi3",
     }
-    try:
-        import uvloop  # noqa: F401
-
-        kwargs["loop"] = "uvloop"
-    except ImportError:
-        kwargs["loop"] = "asyncio"
     try:
         import httptools  # noqa: F401
 

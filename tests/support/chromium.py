@@ -53,6 +53,7 @@ CHROMIUM_ARGS = [
 ]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 DEFAULT_TIMEOUT_MS = 15_000
+FLUSH_GRACE_S = 1.0
 
 # fetch() from the page's own origin; returns what the SPA would see (status, headers, text).
 FETCH_JS = """async ([method, path, headers, body]) => {
@@ -128,7 +129,12 @@ class ChromiumSession:
 
     async def _close(self) -> None:
         with contextlib.suppress(Exception):
-            await self.flush()
+            await self.flush(FLUSH_GRACE_S)
+        # A body still not delivered will never be: record those responses' headers only.
+        stuck = list(self._pending)
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
         if self._context is not None:
             with contextlib.suppress(Exception):
                 await self._context.close()
@@ -175,22 +181,33 @@ class ChromiumSession:
         task.add_done_callback(self._pending.discard)
 
     async def _record(self, response: Response) -> None:
-        try:
-            headers = [(h["name"].lower(), h["value"]) for h in await response.headers_array()]
-        except Error:
-            headers = [(k.lower(), v) for k, v in response.headers.items()]
+        headers: list[tuple[str, str]] = [(k.lower(), v) for k, v in response.headers.items()]
         body = b""
-        if not 300 <= response.status < 400:  # Chromium keeps no body for redirects
-            try:
+        try:
+            # raw headers (Set-Cookie included)
+            headers = [(h["name"].lower(), h["value"]) for h in await response.headers_array()]
+            if not 300 <= response.status < 400:  # Chromium keeps no body for redirects
                 body = await response.body()
-            except Error:
-                self.unrecorded.append(f"{response.status} {response.url}")
-        RECORDED.append((response.url, response.status, headers, body))
+        except Error:  # e.g. navigated away before the body was read
+            self.unrecorded.append(f"{response.status} {response.url}")
+        except asyncio.CancelledError:  # the body never came (see flush)
+            self.unrecorded.append(f"{response.status} {response.url}")
+            raise
+        finally:  # even when the body never came: the headers are recorded in any case
+            RECORDED.append((response.url, response.status, headers, body))
 
-    async def flush(self) -> None:
-        """Wait until every response seen so far is recorded (call before reading RECORDED)."""
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait (at most ``timeout`` s) until every response seen so far is recorded. A
+        response whose body the page never reads (e.g. the demo page ignores the body of a
+        401 from /bff/user) may never finish loading in Chromium: such bodies are recorded
+        as empty when the context closes and listed in ``unrecorded``."""
+        deadline = asyncio.get_running_loop().time() + timeout
         while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(list(self._pending), timeout=remaining)
+        return True
 
     # ------------------------------------------------------------------ helpers
 

@@ -10,6 +10,7 @@ verifies here.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -43,7 +44,7 @@ class SessionHandle:
     def new(cls) -> SessionHandle:
         return cls(secrets.token_bytes(_ID_BYTES), secrets.token_bytes(_ID_BYTES))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The store key part: hex SHA-256 of the session id."""
         return hashlib.sha256(self.session_id).hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sys
 from typing import Any
@@ -42,7 +41,7 @@ def run_demo(port: int = 8080, access_token_ttl: int = 120) -> int:
     from bffgate.demo.devidp import create_dev_idp
     from bffgate.demo.site import create_demo_site
     from bffgate.logs import configure_logging
-    from bffgate.server import serve_all
+    from bffgate.server import run, serve_all
 
     settings, ports = demo_settings(port)
     configure_logging("info", "console")
@@ -73,5 +72,5 @@ def run_demo(port: int = 8080, access_token_ttl: int = 120) -> int:
         finally:
             await gw.stop()
 
-    asyncio.run(main())
+    run(main())
     return 0

@@ -108,9 +108,13 @@ class HttpxUpstream:
     """The same contract over httpx (kept for benchmarks and comparison)."""
 
     def __init__(self, limit: int = 512, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        # A jar that never stores: a shared client must not replay one user's upstream
+        # cookie on everybody's requests; and no default headers the browser didn't send.
+        jar = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            follow_redirects=False, transport=transport, trust_env=False)
+            follow_redirects=False, transport=transport, trust_env=False, cookies=jar)
+        self._client.headers.clear()
 
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
                    body: AsyncIterator[bytes] | None, timeout: float) -> _HttpxResponse:
