@@ -3,7 +3,6 @@ page) as a real process, driven over plain HTTP and through the demo page in Chr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -286,5 +285,3 @@ async def test_demo_page_in_chromium(demo: DemoProcess, chromium: ChromiumSessio
     assert not chromium.page_errors, chromium.describe()
     csp = [text for kind, text in chromium.console if "Content Security Policy" in text]
     assert not csp, csp
-    with contextlib.suppress(Exception):
-        await chromium.flush()

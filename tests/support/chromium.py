@@ -36,6 +36,7 @@ from playwright.async_api import (
     Request,
     Response,
     Route,
+    ViewportSize,
     async_playwright,
 )
 
@@ -86,9 +87,9 @@ class ChromiumSession:
     """One headless Chromium with one fresh context and page (async context manager)."""
 
     def __init__(self, record_origins: list[str] | tuple[str, ...] = (), *,
-                 viewport: dict[str, int] | None = None) -> None:
+                 viewport: ViewportSize | None = None) -> None:
         self.record_origins = {origin_of(o) for o in record_origins}
-        self.viewport = viewport or {"width": 1100, "height": 900}
+        self.viewport: ViewportSize = viewport or {"width": 1100, "height": 900}
         self.blocked: list[str] = []
         self.page_errors: list[str] = []
         self.console: list[tuple[str, str]] = []
@@ -109,7 +110,7 @@ class ChromiumSession:
             self._browser = await self._pw.chromium.launch(
                 executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
                 timeout=30_000)
-            self._context = await self._browser.new_context(viewport=self.viewport)  # type: ignore[arg-type]
+            self._context = await self._browser.new_context(viewport=self.viewport)
             self._context.set_default_timeout(DEFAULT_TIMEOUT_MS)
             self._context.set_default_navigation_timeout(DEFAULT_TIMEOUT_MS)
             await self._context.route("**/*", self._only_loopback)

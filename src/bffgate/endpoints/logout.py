@@ -1,8 +1,9 @@
 """GET /bff/logout?sid=...: end the session (and the IdP's), clear the cookie, redirect.
 
 The ``sid`` is the per-session logout id that /bff/user returns, so a cross-site link or
-image cannot log a user out. The refresh token is revoked at the IdP (RFC 7009) where it
-has a revocation endpoint; failures there are audited but never keep the session alive.
+image cannot log a user out (and without the cookie nothing is cleared either).
+The refresh token is revoked at the IdP (RFC 7009) where it has a revocation endpoint;
+failures there are audited but never keep the session alive.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.endpoints.deps import Deps
-from bffgate.endpoints.session_access import find_session
+from bffgate.endpoints.session_access import lookup_session
 from bffgate.errors import Forbidden
 from bffgate.oidc.errors import OidcError
 from bffgate.problems import NO_STORE
@@ -26,8 +27,9 @@ async def logout(request: Request) -> Response:
     deps: Deps = request.app.state.deps
     plr = deps.settings.oidc.post_logout_redirect
     post_logout = plr if urlsplit(plr).scheme else deps.public_origin + plr
-    session = await find_session(request, deps)
+    session, why = await lookup_session(request.headers.raw, deps)
     location = post_logout
+    clear_cookie = session is not None or why in ("cookie_invalid", "session_unknown")
     if session is not None:
         sid = request.query_params.get("sid") or ""
         if not hmac.compare_digest(sid.encode(), session.data.logout_id.encode()):
@@ -53,6 +55,10 @@ async def logout(request: Request) -> Response:
             url = None
         location = url or post_logout
     response = Response(status_code=302)
-    response.raw_headers.extend([(b"location", location.encode("ascii")), *NO_STORE,
-                                 (b"set-cookie", deps.cookies.clear_session())])
+    response.raw_headers.extend([(b"location", location.encode("ascii")), *NO_STORE])
+    # Clear the cookie only for the browser whose session just ended, or that holds a dead
+    # one. A request without our cookie (e.g. a cross-site link: SameSite=Strict keeps it
+    # back) must not log anybody out, not even in the browser.
+    if clear_cookie:
+        response.raw_headers.append((b"set-cookie", deps.cookies.clear_session()))
     return response

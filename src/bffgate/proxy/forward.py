@@ -9,6 +9,7 @@ and turn transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``.
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import AsyncIterator
 from typing import Protocol
 
