@@ -146,3 +146,39 @@ async def test_client_secret_post(gateway, idp, redis_server, upstream, idp_clie
     finally:
         gw2.terminate()
         gateway.start()
+
+
+async def test_upstream_failures_are_502_and_504_problems(browser, idp_client, redis_server,
+                                                          gateway) -> None:
+    """A refused connection is 502, a silent upstream past the route timeout is 504."""
+    r = await browser.get("/dead/anything")
+    assert r.status_code == 502
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("/upstream-unavailable")
+    await login(browser, idp_client, redis_server.url)
+    r = await browser.api("GET", "/api/slow", params={"s": "5"})  # route timeout is 3 s
+    assert r.status_code == 504
+    assert r.json()["type"].endswith("/upstream-timeout")
+    reasons = [e.get("reason") for e in gateway.events() if e.get("audit")]
+    assert "upstream_connect_error" in reasons and "upstream_timeout" in reasons
+
+
+async def test_request_body_over_the_limit_is_413(browser, idp_client, redis_server,
+                                                  upstream) -> None:
+    """Declared too large: refused before anything is sent upstream. Streamed (chunked)
+    past the limit: the upstream request is aborted and the client gets 413."""
+    await login(browser, idp_client, redis_server.url)
+    before = len(upstream.seen)
+    big = b"x" * (5 * 1024 * 1024)
+    r = await browser.api("POST", "/api/upload", content=big)
+    assert r.status_code == 413
+    assert r.json()["type"].endswith("/body-too-large")
+
+    async def chunks():
+        for _ in range(5):
+            yield b"y" * (1024 * 1024)
+
+    r = await browser.api("POST", "/api/upload-stream", content=chunks())
+    assert r.status_code == 413
+    assert all("/api/upload" not in rec["path"] or rec["body_len"] < len(big)
+               for rec in upstream.seen[before:])

@@ -42,3 +42,25 @@ async def test_burst_beyond_pool_size_waits_instead_of_failing(redis_server) -> 
         assert all(r is not None for r in results)
     finally:
         await store.close()
+
+
+class TestRedisStoreOverUnixSocket(StoreContract):
+    """The same contract through ``unix://`` (a sidecar Redis on a shared socket)."""
+
+    @pytest.fixture(scope="class")
+    def unix_redis(self, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+        from support.redis import RedisServer
+
+        sock = tmp_path_factory.mktemp("redis-unix") / "redis.sock"
+        with RedisServer(extra_args=["--unixsocket", str(sock), "--unixsocketperm", "700"]) as srv:
+            yield f"unix://{sock}?db=0"
+            srv.stop()
+
+    @pytest.fixture
+    async def store(self, unix_redis: str) -> AsyncIterator[RedisStore]:
+        from bffgate.store.redis import create_redis_client
+
+        s = RedisStore(create_redis_client(unix_redis), key_prefix="unix:")
+        await s._r.flushdb()
+        yield s
+        await s.close()

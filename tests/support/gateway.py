@@ -53,7 +53,7 @@ def gateway_config(*, port: int, admin_port: int, issuer: str, client_id: str,
                    cookie_key: str, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "server": {"public_url": f"http://localhost:{port}", "listen": f"127.0.0.1:{port}",
-                   "admin_listen": f"127.0.0.1:{admin_port}"},
+                   "admin_listen": f"127.0.0.1:{admin_port}", "max_body_size": "4MiB"},
         "oidc": {"issuer": issuer, "client_id": client_id, "client_secret": client_secret},
         "session": {"store": "redis", "refresh_ahead": 2},
         "cookie": {"secret_keys": [cookie_key]},
@@ -62,6 +62,7 @@ def gateway_config(*, port: int, admin_port: int, issuer: str, client_id: str,
         "routes": [
             {"prefix": "/api", "upstream": upstream, "token": "user", "timeout": 3},
             {"prefix": "/public", "upstream": upstream, "token": "none"},
+            {"prefix": "/dead", "upstream": f"http://127.0.0.1:{free_port()}", "token": "none"},
         ],
     }
     for section, values in overrides.items():

@@ -16,7 +16,7 @@ from typing import Protocol
 import aiohttp
 import httpx
 
-from bffgate.errors import UpstreamTimeout, UpstreamUnavailable
+from bffgate.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 
 
 class UpstreamResponse(Protocol):
@@ -33,6 +33,28 @@ class UpstreamClient(Protocol):
                    body: AsyncIterator[bytes] | None, timeout: float) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
+
+
+class _BodyFailure:
+    """Remembers a GatewayError raised while reading the client's body (e.g. too large,
+    client gone), because HTTP clients wrap such errors into their own transport errors."""
+
+    def __init__(self) -> None:
+        self.error: GatewayError | None = None
+
+    def wrap(self, body: AsyncIterator[bytes] | None) -> AsyncIterator[bytes] | None:
+        if body is None:
+            return None
+
+        async def guarded() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in body:
+                    yield chunk
+            except GatewayError as exc:
+                self.error = exc
+                raise
+
+        return guarded()
 
 
 class _AiohttpResponse:
@@ -69,17 +91,20 @@ class AiohttpUpstream:
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
                    body: AsyncIterator[bytes] | None, timeout: float) -> _AiohttpResponse:
         hdrs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+        failure = _BodyFailure()
         try:
             resp = await self._session.request(
-                method, url, headers=hdrs, data=body, allow_redirects=False,
+                method, url, headers=hdrs, data=failure.wrap(body), allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, timeout),
                                               sock_read=timeout),
                 compress=None, chunked=None,
             )
+        except GatewayError:
+            raise
         except TimeoutError as exc:
-            raise UpstreamTimeout(reason="upstream_timeout") from exc
+            raise failure.error or UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamUnavailable(reason="upstream_connect_error") from exc
+            raise failure.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
         return _AiohttpResponse(resp, timeout)
 
     async def close(self) -> None:
@@ -119,14 +144,17 @@ class HttpxUpstream:
 
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
                    body: AsyncIterator[bytes] | None, timeout: float) -> _HttpxResponse:
-        req = self._client.build_request(method, url, headers=headers, content=body,
+        failure = _BodyFailure()
+        req = self._client.build_request(method, url, headers=headers, content=failure.wrap(body),
                                          timeout=httpx.Timeout(timeout, connect=5.0))
         try:
             resp = await self._client.send(req, stream=True)
+        except GatewayError:
+            raise
         except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(reason="upstream_timeout") from exc
+            raise failure.error or UpstreamTimeout(reason="upstream_timeout") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(reason="upstream_connect_error") from exc
+            raise failure.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
         return _HttpxResponse(resp)
 
     async def close(self) -> None:
