@@ -4,7 +4,6 @@ page) as a real process, driven over plain HTTP and through the demo page in Chr
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import socket
@@ -23,7 +22,7 @@ from playwright.async_api import expect
 
 from support.browser import Browser
 from support.chromium import ChromiumSession
-from support.gateway import ALL_LOGS
+from support.gateway import ALL_LOGS, child_env
 from support.idp import _parse_forms
 from support.secrets_scan import remember
 
@@ -87,8 +86,7 @@ class DemoProcess:
 
 
 def start_demo(log_path: Path) -> DemoProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BFFGATE_")}
-    env["PYTHONUNBUFFERED"] = "1"
+    env = child_env({"PYTHONUNBUFFERED": "1"})
     last_error = ""
     for _ in range(3):
         port = pick_demo_port()

@@ -16,7 +16,17 @@ import httpx
 
 from support.idp import free_port
 
-ALL_LOGS: list[Path] = []  # every gateway log file of the run, for the secret scan
+ALL_LOGS: list[Path] = []
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a bffgate child process: this checkout's src first on the path,
+    no BFFGATE_* leaking in from the developer's shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BFFGATE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra or {})
+    return env  # every gateway log file of the run, for the secret scan
 
 
 def toml_value(v: Any) -> str:
@@ -95,8 +105,7 @@ class GatewayProcess:
 
     def start(self, timeout: float = 20) -> GatewayProcess:
         write_toml(self.config_path, self.config)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BFFGATE_")}
-        env.update(self.env)
+        env = child_env(self.env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bffgate", "serve", "--config", str(self.config_path)],

@@ -43,7 +43,10 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+                log = (self.dir / "redis.log")
+                detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"redis-server on port {self.port} exited: "
+                                   f"{self.proc.stderr.read()!r} {detail}")  # type: ignore[union-attr]
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
@@ -84,11 +87,28 @@ class RedisServer:
         self.close()
 
 
+def _port_with_bus() -> int:
+    """A port P such that P and its cluster-bus port P+10000 are both free (ephemeral ports
+    from the kernel can be above 55535, where P+10000 does not exist)."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 30000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisClusterSet:
     """A real 3-master Redis Cluster (no replicas), created with ``redis-cli --cluster create``."""
 
     def __init__(self, masters: int = 3) -> None:
-        self.nodes = [RedisServer(extra_args=["--cluster-enabled", "yes",
+        self.nodes = [RedisServer(port=_port_with_bus(), extra_args=["--cluster-enabled", "yes",
                                               "--cluster-config-file", "nodes.conf",
                                               "--cluster-node-timeout", "2000"])
                       for _ in range(masters)]

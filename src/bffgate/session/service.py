@@ -27,6 +27,8 @@ from bffgate.crypto.sealing import SealBroken, open_sealed, seal
 from bffgate.session.model import LoginRecord, SessionData, Tokens, refresh_point
 from bffgate.store.base import SessionStore
 
+RECORD_VERSION = 1  # bump with a reader for the old version, so rolling upgrades keep sessions
+
 
 class LoginRecordRejected(Exception):
     """The callback's state does not lead to a usable login record (``reason`` says why)."""
@@ -110,7 +112,7 @@ class SessionService:
     def _encode(self, handle: SessionHandle, data: SessionData) -> bytes:
         t = data.tokens
         doc = {
-            "sub": data.sub, "sid": data.idp_sid, "claims": data.claims,
+            "v": RECORD_VERSION, "sub": data.sub, "sid": data.idp_sid, "claims": data.claims,
             "created": data.created_at, "abs": data.absolute_expires_at,
             "logout": data.logout_id, "exp": t.access_expires_at, "rat": t.refresh_at,
             "sealed": seal(handle.secret, t.to_json(), handle.key.encode()),
@@ -119,6 +121,8 @@ class SessionService:
 
     def _decode(self, handle: SessionHandle, raw: bytes) -> SessionData:
         doc: dict[str, Any] = json.loads(raw)
+        if doc.get("v", RECORD_VERSION) != RECORD_VERSION:
+            raise ValueError("unknown session record version")
         tokens = Tokens.from_json(open_sealed(handle.secret, doc["sealed"], handle.key.encode()),
                                   doc.get("exp"), doc.get("rat"))
         return SessionData(doc["sub"], doc.get("sid"), doc.get("claims", {}),
