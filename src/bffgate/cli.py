@@ -85,7 +85,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     settings = _load_or_exit(args.config)
+    from bffgate import audit
     from bffgate.app import build_store
+    from bffgate.audit import AuditEvent
+    from bffgate.logs import configure_logging
+
+    configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
 
     async def main() -> int:
         store = build_store(settings)
@@ -97,7 +102,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             keys = [args.id] if args.id else await store.keys_for_sub(args.sub)
             n = 0
             for k in keys:
-                n += await store.delete_session(k, sub=args.sub)
+                if await store.delete_session(k, sub=args.sub):
+                    n += 1
+                    audit.emit(AuditEvent.SESSION_REVOKED, reason="cli", session=k[:16],
+                               sub=args.sub)
             print(f"revoked {n} session(s)")
             return 0
         finally:

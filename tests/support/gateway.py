@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from support.idp import free_port
 
 ALL_LOGS: list[Path] = []
 SRC = Path(__file__).resolve().parents[2] / "src"
+ADMIN_TOKEN = "admin-" + secrets.token_urlsafe(16)
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -63,7 +65,8 @@ def gateway_config(*, port: int, admin_port: int, issuer: str, client_id: str,
                    cookie_key: str, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "server": {"public_url": f"http://localhost:{port}", "listen": f"127.0.0.1:{port}",
-                   "admin_listen": f"127.0.0.1:{admin_port}", "max_body_size": "4MiB"},
+                   "admin_listen": f"127.0.0.1:{admin_port}", "max_body_size": "4MiB",
+                   "admin_token": ADMIN_TOKEN},
         "oidc": {"issuer": issuer, "client_id": client_id, "client_secret": client_secret},
         "session": {"store": "redis", "refresh_ahead": 2},
         "cookie": {"secret_keys": [cookie_key]},
@@ -73,6 +76,7 @@ def gateway_config(*, port: int, admin_port: int, issuer: str, client_id: str,
             {"prefix": "/api", "upstream": upstream, "token": "user", "timeout": 3},
             {"prefix": "/public", "upstream": upstream, "token": "none"},
             {"prefix": "/dead", "upstream": f"http://127.0.0.1:{free_port()}", "token": "none"},
+            {"prefix": "/opt", "upstream": upstream, "token": "user_optional"},
         ],
     }
     for section, values in overrides.items():
