@@ -20,6 +20,7 @@ from bffgate.config import Settings
 from bffgate.crypto.cookie_codec import CookieCodec
 from bffgate.endpoints import admin as admin_ep
 from bffgate.endpoints.api import proxy
+from bffgate.endpoints.backchannel import backchannel
 from bffgate.endpoints.callback import callback
 from bffgate.endpoints.context import TrustedProxies, request_info
 from bffgate.endpoints.cookies import CookieWriter
@@ -137,6 +138,7 @@ class Gateway:
             StarletteRoute("/bff/callback", callback, methods=["GET"]),
             StarletteRoute("/bff/user", user, methods=["GET"]),
             StarletteRoute("/bff/logout", logout, methods=["GET"]),
+            StarletteRoute("/bff/backchannel", backchannel, methods=["POST"]),
         ], exception_handlers={GatewayError: _problem_handler, 404: _not_found,
                                405: _method_not_allowed, Exception: _internal_error})
         app.state.deps = self.deps

@@ -94,5 +94,10 @@ class StoreContract:
         assert not await a.extend()  # a learns it lost the lock
         await b.release()
 
+    async def test_claim_once_is_a_replay_guard(self, store: SessionStore) -> None:
+        assert await store.claim_once("jti-1", 60)
+        assert not await store.claim_once("jti-1", 60)
+        assert await store.claim_once("jti-2", 60)
+
     async def test_ping(self, store: SessionStore) -> None:
         await store.ping()

@@ -28,6 +28,8 @@ def client_meta(gw_port: int, client_id: str = CLIENT_ID, secret: str = CLIENT_S
         "redirect_uris": [f"http://localhost:{gw_port}/bff/callback"],
         "post_logout_redirect_uris": [f"http://localhost:{gw_port}/"],
         "token_endpoint_auth_method": auth,
+        "backchannel_logout_uri": f"http://localhost:{gw_port}/bff/backchannel",
+        "backchannel_logout_session_required": True,
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
     }

@@ -23,12 +23,12 @@ from bffgate.clock import Clock
 from bffgate.oidc.discovery import Discovery, ProviderMetadata
 from bffgate.oidc.errors import (
     GrantRejected,
-    IdTokenInvalid,
     ProviderMisconfigured,
     ProviderUnavailable,
     TokenRejected,
 )
 from bffgate.oidc.id_token import jwt_expiry, unverified_header, verify_id_token
+from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
 
 _MAX_TOKEN_RESPONSE = 256 * 1024
@@ -188,13 +188,17 @@ class OidcClient:
     async def validate_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
         kid = unverified_header(id_token).get("kid")
         keys = await self.discovery.keys(kid if isinstance(kid, str) else None)
-        try:
-            return verify_id_token(
-                id_token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,
-                nonce=nonce, now=self._clock.now(), leeway=self.rp.clock_skew,
-                algorithms=self.rp.id_token_algs)
-        except IdTokenInvalid:
-            raise
+        return verify_id_token(
+            id_token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,
+            nonce=nonce, now=self._clock.now(), leeway=self.rp.clock_skew,
+            algorithms=self.rp.id_token_algs)
+
+    async def validate_logout_token(self, token: str) -> LogoutRequest:
+        kid = unverified_header(token).get("kid")
+        keys = await self.discovery.keys(kid if isinstance(kid, str) else None)
+        return verify_logout_token(
+            token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,
+            now=self._clock.now(), leeway=self.rp.clock_skew, algorithms=self.rp.id_token_algs)
 
     async def end_session_url(self, *, id_token_hint: str | None,
                               post_logout_redirect_uri: str) -> str | None:

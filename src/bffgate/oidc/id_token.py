@@ -36,18 +36,12 @@ def unverified_header(token: str) -> dict[str, Any]:
     return dict(obj.headers())
 
 
-def verify_id_token(
-    token: str,
-    keys: KeySet,
-    *,
-    issuer: str,
-    client_id: str,
-    nonce: str | None,
-    now: float,
-    leeway: int,
-    algorithms: Collection[str],
-) -> dict[str, Any]:
-    """Return the claims of a valid ID token or raise IdTokenInvalid."""
+def decode_signed(token: str, keys: KeySet, algorithms: Collection[str]) -> dict[str, Any]:
+    """Verify a compact JWS signed by the IdP and return its claims (not yet checked).
+
+    ``alg`` must be on the allow-list and never ``none`` or HMAC (no key confusion with
+    the IdP's public keys); headers that would pull keys from the token itself (``jku``,
+    ``jwk``, ``x5u``) or demand unknown processing (``crit``) are refused."""
     header = unverified_header(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg.lower() == "none" \
@@ -65,7 +59,22 @@ def verify_id_token(
         raise IdTokenInvalid("signature") from exc
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise IdTokenInvalid("malformed") from exc
-    claims = dict(decoded.claims)
+    return dict(decoded.claims)
+
+
+def verify_id_token(
+    token: str,
+    keys: KeySet,
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str | None,
+    now: float,
+    leeway: int,
+    algorithms: Collection[str],
+) -> dict[str, Any]:
+    """Return the claims of a valid ID token or raise IdTokenInvalid."""
+    claims = decode_signed(token, keys, algorithms)
     check_claims(claims, issuer=issuer, client_id=client_id, nonce=nonce, now=now, leeway=leeway)
     return claims
 

@@ -58,6 +58,7 @@ class MemoryStore:
         self._sessions: dict[str, _Entry] = {}
         self._index: dict[str, set[str]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
+        self._claims: dict[str, float] = {}
 
     async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
         self._logins[state] = (data, time.monotonic() + ttl_seconds)
@@ -120,6 +121,15 @@ class MemoryStore:
 
     async def keys_for_idp_sid(self, idp_sid: str) -> list[str]:
         return sorted(k for k in self._index.get("sid:" + idp_sid, set()) if k in self._sessions)
+
+    async def claim_once(self, name: str, ttl_seconds: int) -> bool:
+        now = time.monotonic()
+        if len(self._claims) > 10_000:
+            self._claims = {k: exp for k, exp in self._claims.items() if exp > now}
+        if self._claims.get(name, 0.0) > now:
+            return False
+        self._claims[name] = now + ttl_seconds
+        return True
 
     def refresh_lock(self, key: str, lease_seconds: float) -> MemoryLock:
         return MemoryLock(self, key, lease_seconds)

@@ -5,6 +5,7 @@ Key scheme (``prefix`` defaults to ``bffgate:``):
 - ``{prefix}s:{<h>}``         session record; ``h`` = SHA-256 of the session id
 - ``{prefix}lock:{<h>}``      refresh lease lock (same hash tag: same Cluster slot)
 - ``{prefix}sub:{sub}`` / ``{prefix}sid:{idp_sid}``  sets of ``h`` for revocation
+- ``{prefix}once:{name}``    replay guard (back-channel logout ``jti``), SET NX with a TTL
 
 A session value is ``<absolute_expiry_ms>|<generation>|<payload>``: the header lets one Lua
 call read the record AND slide its TTL to min(idle, absolute remaining) on the hot path,
@@ -240,6 +241,11 @@ class RedisStore:
 
     async def keys_for_idp_sid(self, idp_sid: str) -> list[str]:
         return await self._members(f"{self._p}sid:{idp_sid}")
+
+    async def claim_once(self, name: str, ttl_seconds: int) -> bool:
+        result = await self._call(lambda: self._r.set(f"{self._p}once:{name}", b"1",
+                                                       nx=True, ex=ttl_seconds))
+        return bool(result)
 
     def refresh_lock(self, key: str, lease_seconds: float) -> RedisLock:
         name = f"{self._p}lock:{{{key}}}"
