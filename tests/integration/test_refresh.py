@@ -117,13 +117,13 @@ async def test_replicas_share_one_grant(redis_server, clock, prefix) -> None:
 async def test_lease_is_renewed_while_the_grant_is_slow(redis_server, clock, prefix) -> None:
     """A grant slower than the lease must not let a second replica in (lease renewal)."""
     idp = FakeIdP(clock)
-    idp.delay = 1.5
-    a = make(redis_server, clock, prefix, idp, lease=0.6)
-    b = make(redis_server, clock, prefix, idp, lease=0.6)
+    idp.delay = 2.5
+    a = make(redis_server, clock, prefix, idp, lease=1.2)
+    b = make(redis_server, clock, prefix, idp, lease=1.2)
     s = await _new_session(a[0], clock)
     clock.advance(55)
     first = asyncio.create_task(a[1].ensure_fresh(s))
-    await asyncio.sleep(0.9)  # past a's original lease
+    await asyncio.sleep(1.6)  # past a's original lease
     second = await b[1].ensure_fresh(await b[0].load(s.handle))  # type: ignore[arg-type]
     await first
     assert idp.grants == 1
