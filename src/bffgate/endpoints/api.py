@@ -19,6 +19,7 @@ from bffgate.endpoints.context import RequestInfo, csrf_failure, header
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.session_access import lookup_session
 from bffgate.errors import (
+    BadRequest,
     BodyTooLarge,
     CsrfRejected,
     GatewayError,
@@ -112,7 +113,7 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
     content_length = header(headers, b"content-length")
     if content_length is not None:
         if not content_length.isdigit():
-            raise PathRejected("invalid Content-Length", reason="bad_content_length")
+            raise BadRequest("invalid Content-Length", reason="bad_content_length")
         if int(content_length) > deps.settings.server.max_body_size:
             raise BodyTooLarge(reason="body_too_large")
     has_body = (content_length not in (None, "0")) or (
