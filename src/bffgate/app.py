@@ -119,13 +119,16 @@ class Gateway:
             raise RefreshRejectedError(exc.error) from exc
         except (ProviderUnavailable, TokenRejected, OidcError) as exc:
             raise RefreshUnavailableError(str(exc)) from exc
+        sub: str | None = None
         if t.id_token:
-            # OIDC Core 12.2: a refreshed ID token must name the same subject.
+            # OIDC Core 12.2: a refreshed ID token is validated, and its subject is handed
+            # to the coordinator, which ends the session if it is not the session's user.
             try:
-                await self.oidc.validate_id_token(t.id_token, nonce=None)
+                claims = await self.oidc.validate_id_token(t.id_token, nonce=None)
             except OidcError as exc:
                 raise RefreshUnavailableError("refreshed id_token invalid") from exc
-        return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at)
+            sub = str(claims["sub"])
+        return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at, sub)
 
     def _refreshed(self, session: LoadedSession) -> None:
         self.metrics.refresh.labels("refreshed").inc()

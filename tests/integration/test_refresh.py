@@ -167,3 +167,20 @@ async def test_refresh_keeps_absolute_expiry(redis_server, clock, prefix) -> Non
     assert isinstance(out, Refreshed)
     assert out.session.data.absolute_expires_at == s.data.absolute_expires_at
     assert out.session.generation == s.generation + 1
+
+
+async def test_refreshed_id_token_for_another_user_ends_the_session(redis_server, clock,
+                                                                   prefix) -> None:
+    """OIDC Core 12.2: the refresh response's ID token names someone else → session ends."""
+    idp = FakeIdP(clock)
+    svc, coord = make(redis_server, clock, prefix, idp)
+    s = await _new_session(svc, clock)
+    clock.advance(55)
+
+    async def mallory(rt: str) -> NewTokens:
+        return NewTokens("at-m", "rt-m", "it-m", clock.now() + 60, sub="mallory")
+
+    coord._refresher = mallory
+    out = await coord.ensure_fresh(s)
+    assert isinstance(out, Rejected) and out.reason == "sub_mismatch"
+    assert await svc.load(s.handle) is None

@@ -113,6 +113,11 @@ class RefreshCoordinator:
                 return Rejected(exc.error)
             except RefreshUnavailableError:
                 return Unavailable(current, current.data.tokens.access_token_valid(now))
+            if new.sub is not None and new.sub != current.data.sub:
+                # OIDC Core 12.2: a refreshed ID token must name the same user. Another
+                # subject means the grant can't be trusted for this session: end it.
+                await self._service.destroy(current)
+                return Rejected("sub_mismatch")
             saved = await self._service.replace_tokens(current, new)
             if saved is None:
                 # Only possible if our lease was lost; the other writer's result stands.

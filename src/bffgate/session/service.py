@@ -60,6 +60,7 @@ class NewTokens:
     refresh_token: str | None
     id_token: str | None
     expires_at: float | None
+    sub: str | None = None  # the subject of a validated ID token in the response, if any
 
 
 class SessionService:
