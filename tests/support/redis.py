@@ -118,6 +118,13 @@ class RedisClusterSet:
         return self.nodes[0].url
 
     def start(self) -> RedisClusterSet:
+        try:
+            return self._start()
+        except BaseException:
+            self.close()  # never leave half a cluster running
+            raise
+
+    def _start(self) -> RedisClusterSet:
         for n in self.nodes:
             n.start()
         cli = shutil.which("redis-cli")
@@ -158,6 +165,13 @@ class RedisSentinelSet:
         return [f"127.0.0.1:{p}" for p in self.sentinel_ports]
 
     def start(self) -> RedisSentinelSet:
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> RedisSentinelSet:
         self.master.start()
         self.replica.extra_args = ["--replicaof", "127.0.0.1", str(self.master.port)]
         self.replica.start()
