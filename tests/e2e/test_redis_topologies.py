@@ -76,8 +76,9 @@ async def _logout(b: Browser) -> None:
 
 async def test_flow_on_redis_cluster(ports, op, upstream) -> None:
     cluster = RedisClusterSet().start()
-    gw = _gateway(*ports[0], op, upstream, {"url": cluster.url, "cluster": True})
+    gw = None
     try:
+        gw = _gateway(*ports[0], op, upstream, {"url": cluster.url, "cluster": True})
         b = await _flow(gw, op, upstream)
         # the session and its lock share a hash tag, hence a slot; keys spread over nodes
         cli = ["redis-cli", "-p", str(cluster.nodes[0].port)]
@@ -95,7 +96,8 @@ async def test_flow_on_redis_cluster(ports, op, upstream) -> None:
         await _logout(b)
         await b.aclose()
     finally:
-        gw.terminate()
+        if gw:
+            gw.terminate()
         cluster.close()
 
 
@@ -103,10 +105,11 @@ async def test_flow_on_sentinel_with_master_failover(ports, op, upstream) -> Non
     """Kill the master mid-traffic: requests fail only during the failover, then the same
     session keeps working on the promoted replica (WAIT made the session durable)."""
     sset = RedisSentinelSet().start()
-    gw = _gateway(*ports[1], op, upstream, {
-        "url": "redis://127.0.0.1", "wait_replicas": 1,
-        "sentinel": {"master": RedisSentinelSet.MASTER_NAME, "hosts": sset.hosts}})
+    gw = None
     try:
+        gw = _gateway(*ports[1], op, upstream, {
+            "url": "redis://127.0.0.1", "wait_replicas": 1,
+            "sentinel": {"master": RedisSentinelSet.MASTER_NAME, "hosts": sset.hosts}})
         b = await _flow(gw, op, upstream)
         cookie = b.cookie("__Host-bffgate")
         headers = {"X-CSRF": "1", "cookie": f"__Host-bffgate={cookie}"}
@@ -138,5 +141,6 @@ async def test_flow_on_sentinel_with_master_failover(ports, op, upstream) -> Non
         await _logout(b)
         await b.aclose()
     finally:
-        gw.terminate()
+        if gw:
+            gw.terminate()
         sset.close()
