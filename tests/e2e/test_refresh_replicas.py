@@ -38,15 +38,19 @@ def cluster(upstream: EchoUpstream) -> Iterator[dict]:
         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
     }], access_token_ttl=AT_TTL, rotate_refresh_tokens=True, state_file=str(state)).start()
     redis = RedisServer(appendonly=True).start()
-    gateways = [GatewayProcess(gateway_config(
-        port=p, admin_port=a, issuer=op.issuer, client_id=CLIENT, client_secret=CLIENT_SECRET,
-        redis_url=redis.url, upstream=upstream.url, cookie_key=COOKIE_KEY,
-        oidc={"http_timeout": 2}, redis={"timeout": 1})).start() for p, a in ports]
-    yield {"op": op, "redis": redis, "gateways": gateways}
-    for gw in gateways:
-        gw.terminate()
-    op.close()
-    redis.close()
+    gateways: list[GatewayProcess] = []
+    try:
+        for p, a in ports:
+            gateways.append(GatewayProcess(gateway_config(
+                port=p, admin_port=a, issuer=op.issuer, client_id=CLIENT,
+                client_secret=CLIENT_SECRET, redis_url=redis.url, upstream=upstream.url,
+                cookie_key=COOKIE_KEY, oidc={"http_timeout": 2}, redis={"timeout": 1})).start())
+        yield {"op": op, "redis": redis, "gateways": gateways}
+    finally:
+        for gw in gateways:
+            gw.terminate()
+        op.close()
+        redis.close()
 
 
 async def _login(cluster: dict) -> tuple[Browser, str, dict]:
