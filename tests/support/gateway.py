@@ -123,6 +123,7 @@ class GatewayProcess:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
+        self.kill()
         raise RuntimeError(f"gateway did not become healthy: {self.log()}")
 
     def log(self) -> str:
