@@ -32,7 +32,7 @@ from bffgate.errors import GatewayError, MethodNotAllowed, RouteNotFound
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
 from bffgate.oidc.discovery import Discovery
-from bffgate.oidc.errors import GrantRejected, OidcError, ProviderUnavailable, TokenRejected
+from bffgate.oidc.errors import GrantRejected, OidcError
 from bffgate.problems import problem_parts
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
@@ -77,7 +77,8 @@ class Gateway:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
-        logs.on_redaction(lambda n: self.metrics.redactions.inc(n))
+        self._count_redactions = self.metrics.redactions.inc
+        logs.on_redaction(self._count_redactions)
         self.store = store or build_store(settings, self.metrics)
         s = settings
         self.idp_http = httpx.AsyncClient(
@@ -117,7 +118,7 @@ class Gateway:
             t = await self.oidc.refresh(refresh_token)
         except GrantRejected as exc:
             raise RefreshRejectedError(exc.error) from exc
-        except (ProviderUnavailable, TokenRejected, OidcError) as exc:
+        except OidcError as exc:  # unreachable, 5xx, other OAuth errors: transient
             raise RefreshUnavailableError(str(exc)) from exc
         sub: str | None = None
         if t.id_token:
@@ -194,6 +195,7 @@ class Gateway:
         self.upstreams.clear()
         await self.idp_http.aclose()
         await self.store.close()
+        logs.remove_redaction_hook(self._count_redactions)
 
 
 async def _lifespan_noop(receive: Any, send: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,10 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args))
-
-
-def random_secret() -> str:
-    return secrets.token_urlsafe(32)
 
 
 if __name__ == "__main__":  # pragma: no cover

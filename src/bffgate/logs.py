@@ -42,6 +42,11 @@ def on_redaction(hook: Callable[[int], None]) -> None:
     _redaction_hook.append(hook)
 
 
+def remove_redaction_hook(hook: Callable[[int], None]) -> None:
+    if hook in _redaction_hook:
+        _redaction_hook.remove(hook)
+
+
 def _scrub(value: Any, depth: int = 0) -> tuple[Any, int]:
     if depth > 6:
         return REDACTED, 1

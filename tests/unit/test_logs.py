@@ -40,7 +40,7 @@ def hooks() -> Iterator[list[int]]:
     seen: list[int] = []
     on_redaction(seen.append)
     yield seen
-    logs._redaction_hook.remove(seen.append)
+    logs.remove_redaction_hook(seen.append)
 
 
 # --- by key -------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
         await send(message)
 
     try:
-        route, _, status = await _proxy(scope, receive, tracked_send, deps, info)
+        route, status = await _proxy(scope, receive, tracked_send, deps, info)
     except GatewayError as exc:
         status = exc.status
         if not isinstance(exc, CsrfRejected | NotAuthenticated):
@@ -81,7 +81,7 @@ async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
 
 
 async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
-                 info: RequestInfo) -> tuple[Route, LoadedSession | None, int]:
+                 info: RequestInfo) -> tuple[Route, int]:
     started = time.perf_counter()
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else str(raw_path)
@@ -149,7 +149,7 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
             deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
             audit.emit(AuditEvent.REQUEST_PROXIED, level="warning", reason=exc.reason,
                        route=route.name, status=resp.status)
-            return route, session, resp.status
+            return route, resp.status
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         await resp.close()
@@ -157,7 +157,7 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
                duration_ms=round((time.perf_counter() - started) * 1000, 2),
                session=session.handle.short if session else None,
                sub=session.data.sub if session else None)
-    return route, session, resp.status
+    return route, resp.status
 
 
 async def _fresh_token(session: LoadedSession, deps: Deps,

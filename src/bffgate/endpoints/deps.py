@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from bffgate.clock import Clock
 from bffgate.config import Settings
@@ -34,6 +35,4 @@ class Deps:
         return self.settings.public_origin
 
     def login_url(self, return_url: str = "/") -> str:
-        from urllib.parse import quote
-
         return "/bff/login?returnUrl=" + quote(return_url, safe="/")

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.crypto.cookie_codec import new_login_binding
+from bffgate.crypto.cookie_codec import binding_hash, new_login_binding
 from bffgate.endpoints.context import cookie_values
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.return_url import ReturnUrlRejected, check_return_url
@@ -41,7 +41,7 @@ async def login(request: Request) -> Response:
 
     verifier, state, nonce = new_code_verifier(), new_state(), new_nonce()
     record = LoginRecord(verifier, nonce, return_url, deps.clock.now(),
-                         deps.sessions.new_binding_hash(binding))
+                         binding_hash(binding))
     await deps.sessions.save_login(state, record, binding)
     try:
         url = await deps.oidc.authorization_url(

@@ -20,7 +20,6 @@ from bffgate.crypto.cookie_codec import (
     CookieCodec,
     CookieInvalid,
     SessionHandle,
-    binding_hash,
     binding_matches,
 )
 from bffgate.crypto.sealing import SealBroken, open_sealed, seal
@@ -99,10 +98,6 @@ class SessionService:
             raise LoginRecordRejected("binding_mismatch") from None
         return LoginRecord(secret["v"], secret["n"], doc["return_url"],
                            float(doc["created_at"]), doc["binding"])
-
-    @staticmethod
-    def new_binding_hash(binding: str) -> str:
-        return binding_hash(binding)
 
     # ---- sessions ------------------------------------------------------------------
     def _tokens_from(self, new: NewTokens, now: float) -> Tokens:
