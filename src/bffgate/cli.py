@@ -84,10 +84,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     settings = _load_or_exit(args.config)
-    from bffgate import audit
     from bffgate.app import build_store
-    from bffgate.audit import AuditEvent
     from bffgate.logs import configure_logging
+    from bffgate.session.service import revoke_sessions
 
     configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
 
@@ -98,13 +97,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 for key in await store.keys_for_sub(args.sub):
                     print(key)
                 return 0
-            keys = [args.id] if args.id else await store.keys_for_sub(args.sub)
-            n = 0
-            for k in keys:
-                if await store.delete_session(k, sub=args.sub):
-                    n += 1
-                    audit.emit(AuditEvent.SESSION_REVOKED, reason="cli", session=k[:16],
-                               sub=args.sub)
+            n = await revoke_sessions(store, key=args.id, sub=args.sub, reason="cli")
             print(f"revoked {n} session(s)")
             return 0
         finally:

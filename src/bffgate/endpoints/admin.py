@@ -7,11 +7,10 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bffgate import audit
-from bffgate.audit import AuditEvent
 from bffgate.endpoints.deps import Deps
 from bffgate.errors import Forbidden, GatewayError
 from bffgate.oidc.errors import OidcError
+from bffgate.session.service import revoke_sessions
 
 
 def _check_token(request: Request, deps: Deps) -> None:
@@ -61,12 +60,5 @@ async def sessions(request: Request) -> Response:
         if not sub:
             return JSONResponse({"error": "sub required"}, status_code=400)
         return JSONResponse({"sub": sub, "sessions": await store.keys_for_sub(sub)})
-    keys = [key] if key else (await store.keys_for_sub(sub) if sub else [])
-    if not keys:
-        return JSONResponse({"revoked": 0})
-    revoked = 0
-    for k in keys:
-        if await store.delete_session(k, sub=sub):
-            revoked += 1
-            audit.emit(AuditEvent.SESSION_REVOKED, reason="admin", session=k[:16], sub=sub)
-    return JSONResponse({"revoked": revoked})
+    return JSONResponse({"revoked": await revoke_sessions(store, key=key, sub=sub,
+                                                          reason="admin")})

@@ -15,6 +15,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from bffgate import audit
+from bffgate.audit import AuditEvent
 from bffgate.clock import Clock
 from bffgate.crypto.cookie_codec import (
     CookieCodec,
@@ -184,3 +186,16 @@ class SessionService:
     async def destroy(self, session: LoadedSession) -> bool:
         return await self.store.delete_session(session.key, sub=session.data.sub,
                                                idp_sid=session.data.idp_sid)
+
+
+async def revoke_sessions(store: SessionStore, *, key: str | None = None, sub: str | None = None,
+                          reason: str) -> int:
+    """End one session by store key, or every session of ``sub``; audit each one ended
+    (``session.revoked``). The admin endpoint and the CLI both revoke through here."""
+    keys = [key] if key else (await store.keys_for_sub(sub) if sub else [])
+    ended = 0
+    for k in keys:
+        if await store.delete_session(k, sub=sub):
+            ended += 1
+            audit.emit(AuditEvent.SESSION_REVOKED, reason=reason, session=k[:16], sub=sub)
+    return ended
