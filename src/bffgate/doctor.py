@@ -10,7 +10,7 @@ import httpx
 from bffgate.app import build_store
 from bffgate.config import Settings
 from bffgate.errors import GatewayError
-from bffgate.oidc.discovery import ProviderMetadata, fetch_json
+from bffgate.oidc.discovery import ProviderMetadata, fetch_json, fetch_json_response
 from bffgate.oidc.errors import OidcError
 
 MAX_SKEW = 30.0
@@ -43,10 +43,9 @@ async def run_doctor(settings: Settings) -> int:
             auth_ok = settings.oidc.client_auth in meta.auth_methods
             report(auth_ok, f"token endpoint auth method {settings.oidc.client_auth}",
                    "" if auth_ok else f"IdP supports {', '.join(meta.auth_methods)}")
-            jwks = await fetch_json(http, meta.jwks_uri)
+            jwks, resp = await fetch_json_response(http, meta.jwks_uri)
             n = len(jwks.get("keys", []))
             report(n > 0, "JWKS", f"{n} key(s)")
-            resp = await http.get(meta.jwks_uri)
             date = resp.headers.get("date")
             if date:
                 skew = abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time())

@@ -65,6 +65,13 @@ class ProviderMetadata:
 
 async def fetch_json(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """GET a JSON document from the IdP; transport and 5xx failures are ProviderUnavailable."""
+    doc, _ = await fetch_json_response(http, url)
+    return doc
+
+
+async def fetch_json_response(http: httpx.AsyncClient,
+                              url: str) -> tuple[dict[str, Any], httpx.Response]:
+    """``fetch_json`` plus the response itself (for its headers, e.g. ``Date``)."""
     try:
         resp = await http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
@@ -79,7 +86,7 @@ async def fetch_json(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
         raise ProviderMisconfigured(f"GET {url}: not JSON") from exc
     if not isinstance(doc, dict):
         raise ProviderMisconfigured(f"GET {url}: not a JSON object")
-    return doc
+    return doc, resp
 
 
 class Discovery:
