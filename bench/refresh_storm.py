@@ -52,6 +52,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
+# The test suite's process helpers serve the benches too (one TOML writer, one port picker).
+sys.path.insert(0, str(HERE.parent / "tests"))
+from support.gateway import write_toml  # noqa: E402
+from support.idp import free_port  # noqa: E402
+
 COOKIE = "__Host-bffgate"
 LOGIN_COOKIE = COOKIE + "-login"
 START = time.monotonic()
@@ -80,39 +85,6 @@ def serve_upstream(port: int) -> None:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return str(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(i) for i in v) + "]"
-    raise TypeError(v)
-
-
-def write_toml(path: Path, config: dict[str, Any]) -> None:
-    lines: list[str] = []
-    for section, values in config.items():
-        if section == "routes":
-            continue
-        lines.append(f"[{section}]")
-        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
-        lines.append("")
-    for route in config.get("routes", []):
-        lines.append("[[routes]]")
-        lines.extend(f"{k} = {toml_value(v)}" for k, v in route.items())
-        lines.append("")
-    path.write_text("\n".join(lines))
 
 
 @dataclass

@@ -165,26 +165,13 @@ def idp2() -> Iterator[MockIdpProcess]:
 
 
 @pytest.fixture(scope="module")
-def redis2() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def upstream2() -> Iterator[EchoUpstream]:
-    up = EchoUpstream().start()
-    yield up
-    up.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway2(idp2: MockIdpProcess, redis2: RedisServer,
-             upstream2: EchoUpstream) -> Iterator[GatewayProcess]:
+def gateway2(idp2: MockIdpProcess, redis_server: RedisServer,
+             upstream: EchoUpstream) -> Iterator[GatewayProcess]:
     # The gateway's defaults throughout (client_secret_basic, scopes, no PAR): only the
     # issuer and the client registration differ from the main e2e tier.
     config = gateway_config(port=free_port(), admin_port=free_port(), issuer=idp2.issuer,
                             client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                            redis_url=redis2.url, upstream=upstream2.url, cookie_key=COOKIE_KEY)
+                            redis_url=redis_server.url, upstream=upstream.url, cookie_key=COOKIE_KEY)
     gw = GatewayProcess(config).start()
     yield gw
     gw.terminate()
@@ -251,8 +238,8 @@ async def test_mock_is_a_different_provider(idp2: MockIdpProcess) -> None:
 
 async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: httpx.AsyncClient,
                                                idp2: MockIdpProcess, gateway2: GatewayProcess,
-                                               upstream2: EchoUpstream,
-                                               redis2: RedisServer) -> None:
+                                               upstream: EchoUpstream,
+                                               redis_server: RedisServer) -> None:
     idp2.reset()
     # --- login: authorization request built from discovery, PKCE S256, nonce
     authorize = await start_login(browser2, "/app?from=idp2")
@@ -288,7 +275,7 @@ async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: ht
     assert body["logout_url"].startswith("/bff/logout?sid=")
     assert "access_token" not in user.text and "refresh_token" not in user.text
 
-    stored = read_session_tokens(redis2.url, cookie)
+    stored = read_session_tokens(redis_server.url, cookie)
     at1, rt1 = stored["tokens"]["at"], stored["tokens"]["rt"]
     assert at1 == code_grant["access_token_issued"]
     assert rt1 == code_grant["refresh_token_issued"]
@@ -298,7 +285,7 @@ async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: ht
     # --- proxied GET: the upstream gets the mock's access token, never the cookie
     got = await browser2.api("GET", "/api/orders/7", params={"x": "1"})
     assert got.status_code == 200, got.text
-    seen = upstream2.last_for("/api/orders/7")
+    seen = upstream.last_for("/api/orders/7")
     assert header_values(seen, "authorization") == [f"Bearer {at1}"]
     assert header_values(seen, "cookie") == []
     assert seen["query"] == "x=1"
@@ -306,7 +293,7 @@ async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: ht
     # --- refresh: driven by expires_in, one refresh-token grant with the stored token
     grants_before = len([t for t in idp2.stats()["token_requests"]
                          if t["grant_type"] == "refresh_token"])
-    await sleep_until_refresh_point(redis2.url, cookie)
+    await sleep_until_refresh_point(redis_server.url, cookie)
     got = await browser2.api("GET", "/api/orders/8")
     assert got.status_code == 200, got.text
     refreshes = [t for t in idp2.stats()["token_requests"] if t["grant_type"] == "refresh_token"]
@@ -316,8 +303,8 @@ async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: ht
     assert grant["refresh_token_presented"] == rt1
     at2 = grant["access_token_issued"]
     assert at2 != at1
-    assert header_values(upstream2.last_for("/api/orders/8"), "authorization") == [f"Bearer {at2}"]
-    stored = read_session_tokens(redis2.url, cookie)
+    assert header_values(upstream.last_for("/api/orders/8"), "authorization") == [f"Bearer {at2}"]
+    stored = read_session_tokens(redis_server.url, cookie)
     assert stored["tokens"]["at"] == at2
     rt2 = stored["tokens"]["rt"]
     assert rt2 == grant["refresh_token_issued"] != rt1  # the rotated token is kept
@@ -327,7 +314,7 @@ async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: ht
 
     got = await browser2.api("GET", "/api/orders/9")  # fresh again: no second grant
     assert got.status_code == 200
-    assert header_values(upstream2.last_for("/api/orders/9"), "authorization") == [f"Bearer {at2}"]
+    assert header_values(upstream.last_for("/api/orders/9"), "authorization") == [f"Bearer {at2}"]
     assert len([t for t in idp2.stats()["token_requests"]
                 if t["grant_type"] == "refresh_token"]) == grants_before + 1
 
@@ -351,7 +338,7 @@ async def test_login_user_proxy_refresh_logout(browser2: Browser, idp_client: ht
     again = await browser2.api("GET", "/bff/user",
                                headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
     assert again.status_code == 401
-    assert not session_in_redis(redis2.url, cookie)
+    assert not session_in_redis(redis_server.url, cookie)
     assert any(e.get("reason") == "logout" for e in gateway2.audit("session.ended"))
 
 
@@ -359,7 +346,7 @@ async def test_refused_refresh_ends_the_session_with_401(browser2: Browser,
                                                           idp_client: httpx.AsyncClient,
                                                           idp2: MockIdpProcess,
                                                           gateway2: GatewayProcess,
-                                                          redis2: RedisServer) -> None:
+                                                          redis_server: RedisServer) -> None:
     """The IdP answers the refresh grant with invalid_grant (as for a revoked token):
     the session is deleted and the SPA gets a 401 problem with a login_url."""
     idp2.reset()
@@ -370,7 +357,7 @@ async def test_refused_refresh_ends_the_session_with_401(browser2: Browser,
     assert (await browser2.api("GET", "/api/a")).status_code == 200
 
     idp2.fail_next_refresh()
-    await sleep_until_refresh_point(redis2.url, cookie)
+    await sleep_until_refresh_point(redis_server.url, cookie)
     r = await browser2.api("GET", "/api/b")
     assert r.status_code == 401, r.text
     assert r.headers["content-type"] == "application/problem+json"
@@ -380,7 +367,7 @@ async def test_refused_refresh_ends_the_session_with_401(browser2: Browser,
     refresh = last_grant(idp2, "refresh_token")
     assert refresh["status"] == 400  # exactly one grant, refused
 
-    assert not session_in_redis(redis2.url, cookie)
+    assert not session_in_redis(redis_server.url, cookie)
     user = await browser2.api("GET", "/bff/user")
     assert user.status_code == 401
     failed = gateway2.audit("session.refresh_failed")
