@@ -387,21 +387,11 @@ async def complete_idp_login(
     ``redirect_uri_prefix`` (the gateway callback with code/state/iss, or an error).
     ``client`` must keep cookies between calls (the OP's session/interaction cookies).
     """
-    method, url, data = "GET", authorize_url, None
-    trail: list[str] = []
-    for _ in range(max_steps):
-        trail.append(f"{method} {url}")
-        resp = await client.request(method, url, data=data, follow_redirects=False)
-        if resp.is_redirect:
-            location = urljoin(url, resp.headers["location"])
-            if location.startswith(redirect_uri_prefix):
-                return location
-            method, url, data = "GET", location, None
-            continue
+    def next_step(resp: httpx.Response, url: str, trail: list[str]) -> _Step:
         body = resp.text
         if resp.status_code != 200 or "html" not in resp.headers.get("content-type", ""):
             raise IdpLoginError(
-                f"unexpected OP response {resp.status_code} for {method} {url}\n"
+                f"unexpected OP response {resp.status_code} for {url}\n"
                 f"trail: {trail}\nbody: {body[:2000]}"
             )
         forms = _parse_forms(body)
@@ -418,11 +408,12 @@ async def complete_idp_login(
             )
         action = urljoin(url, form.action or url)
         if form.method == "post":
-            method, url, data = "POST", action, dict(form.fields)
-        else:
-            query = httpx.QueryParams(form.fields)
-            method, url, data = "GET", f"{action.split('?', 1)[0]}?{query}", None
-    raise IdpLoginError(f"login did not reach {redirect_uri_prefix} in {max_steps} steps: {trail}")
+            return "POST", action, dict(form.fields)
+        query = httpx.QueryParams(form.fields)
+        return "GET", f"{action.split('?', 1)[0]}?{query}", None
+
+    return await _walk_op(client, authorize_url, redirect_uri_prefix, next_step, max_steps,
+                          "login")
 
 
 async def complete_idp_logout(
@@ -439,26 +430,37 @@ async def complete_idp_logout(
     must hold the OP cookies of the login (the OP ends only the session it can see). The OP
     sends its back-channel logout requests while handling the confirmation.
     """
-    method, url, data = "GET", end_session_url, None
+    def next_step(resp: httpx.Response, url: str, trail: list[str]) -> _Step:
+        forms = _parse_forms(resp.text) if resp.status_code == 200 else []
+        form = next((f for f in forms if "xsrf" in f.fields), None)
+        if form is None:
+            raise IdpLoginError(
+                f"unexpected OP response {resp.status_code} for {url}\n"
+                f"trail: {trail}\nbody: {resp.text[:2000]}"
+            )
+        return "POST", urljoin(url, form.action or url), {**form.fields, "logout": "yes"}
+
+    return await _walk_op(client, end_session_url, post_logout_redirect_prefix, next_step,
+                          max_steps, "logout")
+
+
+_Step = tuple[str, str, dict[str, str] | None]
+
+
+async def _walk_op(client: httpx.AsyncClient, start_url: str, stop_prefix: str,
+                   next_step: Any, max_steps: int, what: str) -> str:
+    """Follow the OP's redirects by hand; on a page, ``next_step`` picks the form to send.
+    Returns the first Location starting with ``stop_prefix`` (NOT requested)."""
+    method, url, data = "GET", start_url, None
     trail: list[str] = []
     for _ in range(max_steps):
         trail.append(f"{method} {url}")
         resp = await client.request(method, url, data=data, follow_redirects=False)
         if resp.is_redirect:
             location = urljoin(url, resp.headers["location"])
-            if location.startswith(post_logout_redirect_prefix):
+            if location.startswith(stop_prefix):
                 return location
             method, url, data = "GET", location, None
             continue
-        forms = _parse_forms(resp.text) if resp.status_code == 200 else []
-        form = next((f for f in forms if "xsrf" in f.fields), None)
-        if form is None:
-            raise IdpLoginError(
-                f"unexpected OP response {resp.status_code} for {method} {url}\n"
-                f"trail: {trail}\nbody: {resp.text[:2000]}"
-            )
-        method, url = "POST", urljoin(url, form.action or url)
-        data = {**form.fields, "logout": "yes"}
-    raise IdpLoginError(
-        f"logout did not reach {post_logout_redirect_prefix} in {max_steps} steps: {trail}"
-    )
+        method, url, data = next_step(resp, url, trail)
+    raise IdpLoginError(f"{what} did not reach {stop_prefix} in {max_steps} steps: {trail}")
