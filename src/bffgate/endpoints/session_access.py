@@ -42,11 +42,6 @@ async def lookup_session(headers: list[tuple[bytes, bytes]],
     return None, reason
 
 
-async def find_session(request: Request, deps: Deps) -> LoadedSession | None:
-    session, _ = await lookup_session(request.headers.raw, deps)
-    return session
-
-
 async def load_session_or_401(request: Request, deps: Deps) -> LoadedSession:
     session, why = await lookup_session(request.headers.raw, deps)
     if session is None:
