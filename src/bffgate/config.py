@@ -13,6 +13,7 @@ can list them all at once. No ``assert`` is used for validation.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tomllib
@@ -119,7 +120,7 @@ class Settings:
     routes: tuple[RouteSettings, ...]
     log: LogSettings
 
-    @property
+    @functools.cached_property  # read on every proxied request (CSRF, X-Forwarded-*)
     def public_origin(self) -> str:
         parts = urlsplit(self.server.public_url)
         return f"{parts.scheme}://{parts.netloc}"

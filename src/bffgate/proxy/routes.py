@@ -9,6 +9,7 @@ refused (400) before anything is forwarded.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -36,11 +37,11 @@ class Route:
     timeout: float
     name: str
 
-    @property
+    @functools.cached_property  # computed once per route, not per proxied request
     def upstream_base_path(self) -> str:
         return urlsplit(self.upstream).path.rstrip("/")
 
-    @property
+    @functools.cached_property
     def upstream_origin(self) -> str:
         parts = urlsplit(self.upstream)
         return f"{parts.scheme}://{parts.netloc}"
