@@ -32,7 +32,7 @@ from bffgate.errors import GatewayError, MethodNotAllowed, RouteNotFound
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
 from bffgate.oidc.discovery import Discovery
-from bffgate.oidc.errors import GrantRejected, OidcError
+from bffgate.oidc.errors import GrantRejected, IdTokenInvalid, OidcError
 from bffgate.problems import problem_parts
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
@@ -112,24 +112,20 @@ class Gateway:
         self.bff = self._bff_app()
         self.admin = self._admin_app()
 
-    async def _refresh_grant(self, refresh_token: str) -> NewTokens:
-        """The TokenRefresher injected into the session layer: OIDC errors → session errors."""
+    async def _refresh_grant(self, refresh_token: str, sub: str) -> NewTokens:
+        """The TokenRefresher injected into the session layer: OIDC errors → session errors.
+
+        The OIDC client validates a refreshed ID token (OIDC Core 12.2) and revokes what it
+        was just given when a check fails; for the session that grant is refused for good."""
         try:
-            t = await self.oidc.refresh(refresh_token)
+            t = await self.oidc.refresh(refresh_token, sub=sub)
         except GrantRejected as exc:
             raise RefreshRejectedError(exc.error) from exc
+        except IdTokenInvalid as exc:
+            raise RefreshRejectedError(f"id_token_invalid:{exc.check}") from exc
         except OidcError as exc:  # unreachable, 5xx, other OAuth errors: transient
             raise RefreshUnavailableError(str(exc)) from exc
-        sub: str | None = None
-        if t.id_token:
-            # OIDC Core 12.2: a refreshed ID token is validated, and its subject is handed
-            # to the coordinator, which ends the session if it is not the session's user.
-            try:
-                claims = await self.oidc.validate_id_token(t.id_token, nonce=None)
-            except OidcError as exc:
-                raise RefreshUnavailableError("refreshed id_token invalid") from exc
-            sub = str(claims["sub"])
-        return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at, sub)
+        return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at, t.sub)
 
     def _refreshed(self, session: LoadedSession) -> None:
         self.metrics.refresh.labels("refreshed").inc()

@@ -38,6 +38,9 @@
 //    real IdP does for an expired/revoked refresh token, RFC 6749 5.2; the mock itself never
 //    refuses one). For this the same two classes OAuth2Server composes (OAuth2Issuer +
 //    OAuth2Service) run behind a plain node:http server instead of OAuth2Server's own.
+//    POST /test/tamper-next-refresh?id_token=signature|aud|iss|sub spoils the ID token of the
+//    next refresh grant that way (a broken signature, another audience, issuer or subject),
+//    for the gateway's OIDC Core 12.2 tests.
 // Nothing else needed restoring: S256 is advertised, the nonce is echoed, sub is stable.
 //
 // Never use this outside tests: it authenticates nobody.
@@ -77,6 +80,8 @@ const service = new OAuth2Service(issuer);
 // ------------------------------------------------------------------ observation (tweak 4)
 const stats = { token_requests: [], revocations: [], end_sessions: [] };
 let failNextRefresh = false;
+let tamperNextRefresh = null; // null | 'signature' | 'aud' | 'iss' | 'sub'
+const TAMPER_CLAIMS = { aud: 'another-client', iss: `${issuerUrl}/another-issuer`, sub: 'mallory' };
 
 function clientAuth(req, form) {
   const header = req.headers.authorization ?? '';
@@ -87,12 +92,16 @@ function clientAuth(req, form) {
 
 // beforeTokenSigning fires for every JWT the token endpoint builds: the access token
 // (its payload carries `scope`) and the ID token (no `scope`).
-service.on('beforeTokenSigning', (token) => {
+service.on('beforeTokenSigning', (token, req) => {
   if (accessTtl !== undefined && 'scope' in token.payload) {
     token.payload.exp = token.payload.iat + accessTtl; // tweak 2
   }
   if ('scope' in token.payload) {
     token.payload.jti = randomUUID(); // tweak 3
+  }
+  const claim = tamperNextRefresh;
+  if (claim in TAMPER_CLAIMS && req?.body?.grant_type === 'refresh_token' && !('scope' in token.payload)) {
+    token.payload[claim] = TAMPER_CLAIMS[claim]; // tweak 4: the ID token, before signing
   }
 });
 
@@ -105,6 +114,13 @@ service.on('beforeResponse', (response, req) => {
     failNextRefresh = false; // tweak 4
     response.statusCode = 400;
     response.body = { error: 'invalid_grant', error_description: 'refresh token revoked (test)' };
+  }
+  if (form.grant_type === 'refresh_token' && tamperNextRefresh && response.body.id_token) {
+    if (tamperNextRefresh === 'signature') { // tweak 4: flip the signature's first character
+      const [h, p, sig] = response.body.id_token.split('.');
+      response.body.id_token = `${h}.${p}.${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
+    }
+    tamperNextRefresh = null;
   }
   stats.token_requests.push({
     grant_type: form.grant_type ?? null,
@@ -158,6 +174,17 @@ const server = createServer((req, res) => {
     stats.revocations.length = 0;
     stats.end_sessions.length = 0;
     failNextRefresh = false;
+    tamperNextRefresh = null;
+    sendJson(res, 200, { ok: true });
+    return;
+  }
+  if (path === '/test/tamper-next-refresh' && req.method === 'POST') {
+    const what = new URL(req.url ?? '/', issuerUrl).searchParams.get('id_token');
+    if (what !== 'signature' && !(what in TAMPER_CLAIMS)) {
+      sendJson(res, 400, { error: 'id_token must be signature, aud, iss or sub' });
+      return;
+    }
+    tamperNextRefresh = what;
     sendJson(res, 200, { ok: true });
     return;
   }

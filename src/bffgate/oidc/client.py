@@ -10,8 +10,9 @@ Transport failures and 5xx become ``ProviderUnavailable``; OAuth error responses
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +24,8 @@ from bffgate.clock import Clock
 from bffgate.oidc.discovery import Discovery, ProviderMetadata
 from bffgate.oidc.errors import (
     GrantRejected,
+    IdTokenInvalid,
+    OidcError,
     ProviderMisconfigured,
     ProviderUnavailable,
     TokenRejected,
@@ -44,6 +47,7 @@ class TokenResponse:
     id_token: str | None
     scope: str | None
     raw_extra: Mapping[str, Any] = field(default_factory=dict)
+    sub: str | None = None  # set by refresh(): the subject of the validated ID token
 
     def __repr__(self) -> str:
         return (f"TokenResponse(access_token=True, refresh_token={self.refresh_token is not None},"
@@ -168,13 +172,32 @@ class OidcClient:
         })
         return self._token_response(resp)
 
-    async def refresh(self, refresh_token: str) -> TokenResponse:
+    async def refresh(self, refresh_token: str, *, sub: str) -> TokenResponse:
+        """The refresh grant for the session of ``sub``. OIDC Core 12.2, decided here only:
+        an ID token in the response is validated like the login's (no nonce) and must name
+        ``sub``; if any check fails, the tokens just issued are revoked (best effort: the
+        grant can't be trusted, and the IdP may have rotated the refresh token) and
+        ``IdTokenInvalid`` names the check. The answer carries the validated subject."""
         meta = await self.metadata()
         resp = await self._post(meta, meta.token_endpoint, {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
         })
-        return self._token_response(resp)
+        tokens = self._token_response(resp)
+        if tokens.id_token is None:
+            return tokens
+        try:
+            claims = await self.validate_id_token(tokens.id_token, nonce=None)
+            if claims["sub"] != sub:
+                raise IdTokenInvalid("sub")
+        except IdTokenInvalid:
+            for token, hint in ((tokens.refresh_token, "refresh_token"),
+                                (tokens.access_token, "access_token")):
+                if token:
+                    with contextlib.suppress(OidcError):
+                        await self.revoke(token, hint)
+            raise
+        return replace(tokens, sub=sub)
 
     async def revoke(self, token: str, hint: str = "refresh_token") -> bool:
         """RFC 7009; best effort. Returns False when the IdP has no endpoint or failed."""

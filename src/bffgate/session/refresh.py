@@ -11,7 +11,10 @@ Algorithm (oauth2-proxy's lock → reload → re-check → refresh → save, plu
 5. Waiters that could not get the lock in ``wait_seconds`` re-read the session.
 
 The outcome is a closed set the edge matches exhaustively: Fresh | Refreshed | Rejected |
-Unavailable. The IdP call is injected (``TokenRefresher``) so this module knows no OIDC.
+Unavailable. The IdP call is injected (``TokenRefresher``) so this module knows no OIDC;
+it is given the session's subject and owns the OIDC Core 12.2 checks of a refreshed ID
+token: a grant it can't trust (an invalid ID token, another user) is a
+``RefreshRejectedError``, and the session ends here like for any refused grant.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from bffgate.store.base import StoreLock
 
 
 class RefreshRejectedError(Exception):
-    """The IdP refused the refresh token for good (invalid_grant, invalid_client...)."""
+    """The grant is refused for good: the IdP said so (invalid_grant, invalid_client...) or
+    its answer can't be trusted (``id_token_invalid:<check>``)."""
 
     def __init__(self, error: str) -> None:
         super().__init__(error)
@@ -37,7 +41,8 @@ class RefreshUnavailableError(Exception):
     """The IdP could not be reached or failed transiently; try again later."""
 
 
-TokenRefresher = Callable[[str], Awaitable[NewTokens]]
+# (refresh_token, the session's sub) -> the new tokens
+TokenRefresher = Callable[[str, str], Awaitable[NewTokens]]
 
 
 @dataclass(frozen=True)
@@ -107,17 +112,12 @@ class RefreshCoordinator:
             if rt is None:
                 return Unavailable(current, current.data.tokens.access_token_valid(now))
             try:
-                new = await self._refresher(rt)
+                new = await self._refresher(rt, current.data.sub)
             except RefreshRejectedError as exc:
                 await self._service.destroy(current)
                 return Rejected(exc.error)
             except RefreshUnavailableError:
                 return Unavailable(current, current.data.tokens.access_token_valid(now))
-            if new.sub is not None and new.sub != current.data.sub:
-                # OIDC Core 12.2: a refreshed ID token must name the same user. Another
-                # subject means the grant can't be trusted for this session: end it.
-                await self._service.destroy(current)
-                return Rejected("sub_mismatch")
             saved = await self._service.replace_tokens(current, new)
             if saved is None:
                 # Only possible if our lease was lost; the other writer's result stands.

@@ -130,7 +130,7 @@ async def test_private_key_jwt_sends_a_signed_assertion_for_the_token_endpoint()
 async def test_token_endpoint_answers_are_classified_by_type(status, body, error) -> None:
     idp = FakeIdP(status, body)
     with pytest.raises(error):
-        await make_client(idp).refresh("rt")
+        await make_client(idp).refresh("rt", sub="alice")
 
 
 async def test_transport_failure_is_provider_unavailable() -> None:
@@ -142,7 +142,7 @@ async def test_transport_failure_is_provider_unavailable() -> None:
     rp = make_client(FakeIdP()).rp
     client = OidcClient(rp, http, Discovery(http, ISSUER, clock), clock)
     with pytest.raises(ProviderUnavailable):
-        await client.refresh("rt")
+        await client.refresh("rt", sub="alice")
 
 
 @pytest.mark.parametrize(("expires_in", "expected"), [
@@ -154,14 +154,15 @@ async def test_expiry_from_expires_in(expires_in, expected) -> None:
     body = {"access_token": "opaque", "token_type": "bearer"}
     if expires_in is not None:
         body["expires_in"] = expires_in
-    t = await make_client(FakeIdP(200, body)).refresh("rt")
+    t = await make_client(FakeIdP(200, body)).refresh("rt", sub="alice")
     assert t.expires_at == expected
     assert "opaque" not in repr(t)
 
 
 async def test_expiry_falls_back_to_the_jwt_exp() -> None:
     at = jwt.encode({"alg": "RS256"}, {"exp": 1_700_000_999}, SIGNING_KEY)
-    t = await make_client(FakeIdP(200, {"access_token": at, "token_type": "Bearer"})).refresh("r")
+    idp = FakeIdP(200, {"access_token": at, "token_type": "Bearer"})
+    t = await make_client(idp).refresh("r", sub="alice")
     assert t.expires_at == 1_700_000_999
 
 
