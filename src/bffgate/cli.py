@@ -70,9 +70,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.idp_only:
+        from bffgate.demo.idponly import run_idp_only
+
+        return run_idp_only(args.port, args.redirect_uri, args.upstream, args.write_config)
+    if args.redirect_uri or args.upstream or args.write_config:
+        print("bffgate demo: --redirect-uri, --upstream and --write-config go with --idp-only",
+              file=sys.stderr)
+        return 2
     from bffgate.demo.runner import run_demo
 
-    return run_demo(port=args.port)
+    return run_demo(port=8080 if args.port is None else args.port)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -120,7 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"TOML file (default {DEFAULT_CONFIG_PATH} or $BFFGATE_CONFIG)")
         sp.set_defaults(func=fn)
     demo = sub.add_parser("demo", help="gateway + dev IdP + demo API and page (NOT production)")
-    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument("--port", type=int, default=None,
+                      help="gateway port (default 8080; the demo also uses the next three ports "
+                           "and port+10); with --idp-only the IdP's port (default 9400)")
+    demo.add_argument("--idp-only", action="store_true",
+                      help="run only the dev IdP and print a config for `bffgate serve` against it")
+    demo.add_argument("--redirect-uri", action="append", metavar="URI",
+                      help="with --idp-only: the gateway's callback to register (repeatable or a "
+                           "comma list; default http://localhost:8080/bff/callback)")
+    demo.add_argument("--upstream", metavar="URL",
+                      help="with --idp-only: the API the config's /api route forwards to "
+                           "(default http://127.0.0.1:8081)")
+    demo.add_argument("--write-config", metavar="FILE",
+                      help="with --idp-only: write the config to FILE instead of stdout")
     demo.set_defaults(func=cmd_demo)
     sess = sub.add_parser("sessions", help="list or revoke sessions")
     sess.add_argument("--config", default=None)

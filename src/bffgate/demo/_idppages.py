@@ -29,7 +29,11 @@ input[type=text], input[type=password] { width: 100%; box-sizing: border-box;
   padding: .5rem; font-size: 1rem; }
 button { margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; cursor: pointer; }
 .error { color: #a00; font-weight: 600; }
-.hint { color: #666; font-size: .9rem; }
+.hint { color: #555; font-size: .9rem; }
+dt { font-weight: 600; margin-top: .8rem; }
+dd { margin: .2rem 0 0; }
+dd ul { margin: 0; padding-left: 1.2rem; }
+code { word-break: break-all; background: #f0f0f0; padding: 0 .2rem; }
 """
 
 
@@ -69,9 +73,28 @@ def login_page(
     return _page("Sign in", body, status)
 
 
-def error_page(message: str, status: int = 400) -> HTMLResponse:
-    """An error the provider must not redirect back to the client with."""
-    return _page("Request rejected", f'<p class="error" id="error">{escape(message)}</p>', status)
+def error_page(
+    message: str,
+    status: int = 400,
+    *,
+    received: str | None = None,
+    registered: tuple[str, ...] = (),
+    hint: str | None = None,
+) -> HTMLResponse:
+    """An error the provider must not redirect back to the client with; for a value that is
+    not registered, it shows the received value beside the registered ones (all escaped)."""
+    body = f'<p class="error" id="error">{escape(message)}</p>'
+    if received is not None:
+        values = "".join(f"<li><code>{escape(v)}</code></li>" for v in registered)
+        body += (
+            '<dl id="details"><dt>Received</dt>'
+            f'<dd><code id="received">{escape(received)}</code></dd>'
+            f'<dt>Registered</dt><dd><ul id="registered">{values or "<li>(none)</li>"}</ul></dd>'
+            "</dl>"
+        )
+    if hint:
+        body += f'<p class="hint" id="hint">{escape(hint)}</p>'
+    return _page("Request rejected", body, status)
 
 
 def signed_out_page() -> HTMLResponse:

@@ -88,9 +88,11 @@ class _DevIdp:
         access_token_ttl: int,
         refresh_token_ttl: int,
         now: Callable[[], float],
+        registration_hint: str | None,
     ) -> None:
         self.issuer = issuer
         self.client = client
+        self.registration_hint = registration_hint
         self.now = now
         self.state = IdpState(now)
         self.signer = Signer(issuer, now)
@@ -160,10 +162,13 @@ class _DevIdp:
         if params is None:
             return error_page("A request parameter was repeated.")
         if params.get("client_id") != self.client.client_id:
-            return error_page("Unknown client_id.")
+            return error_page("Unknown client_id.", received=params.get("client_id", ""),
+                              registered=(self.client.client_id,))
         redirect_uri = params.get("redirect_uri", "")
         if redirect_uri not in self.client.redirect_uris:
-            return error_page("redirect_uri is not registered for this client.")
+            return error_page("redirect_uri is not registered for this client.",
+                              received=redirect_uri, registered=self.client.redirect_uris,
+                              hint=self.registration_hint)
         state = params.get("state")
 
         def fail(error: str, description: str) -> Response:
@@ -276,7 +281,9 @@ class _DevIdp:
             if hint_claims is None and "client_id" not in params:
                 return error_page("post_logout_redirect_uri needs id_token_hint or client_id.")
             if redirect not in self.client.post_logout_redirect_uris:
-                return error_page("post_logout_redirect_uri is not registered.")
+                return error_page("post_logout_redirect_uri is not registered.",
+                                  received=redirect,
+                                  registered=self.client.post_logout_redirect_uris)
         cookie_sid = request.cookies.get(LOGIN_COOKIE)
         if cookie_sid:
             self.state.sign_out(cookie_sid)
@@ -303,8 +310,10 @@ def create_dev_idp(
     access_token_ttl: int = 300,
     refresh_token_ttl: int = 86400,
     now: Callable[[], float] = time.time,
+    registration_hint: str | None = None,
 ) -> Starlette:
-    """Build the development identity provider's ASGI app. NEVER use it in production."""
+    """Build the development identity provider's ASGI app. NEVER use it in production.
+    ``registration_hint`` tells, on the unregistered-redirect_uri page, how to register one."""
     logger.warning(
         "development identity provider: NOT FOR PRODUCTION (issuer=%s, any username signs "
         "in, no password is checked, all state is in memory)",
@@ -313,7 +322,9 @@ def create_dev_idp(
     client = Client(
         client_id, client_secret, tuple(redirect_uris), tuple(post_logout_redirect_uris)
     )
-    idp = _DevIdp(issuer, client, access_token_ttl, refresh_token_ttl, now)
+    idp = _DevIdp(
+        issuer, client, access_token_ttl, refresh_token_ttl, now, registration_hint
+    )
     routes = [
         Route("/.well-known/openid-configuration", idp.discovery, methods=["GET"]),
         Route("/jwks", idp.jwks, methods=["GET"]),

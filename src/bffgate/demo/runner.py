@@ -50,7 +50,9 @@ def run_demo(port: int = 8080, access_token_ttl: int = 120) -> int:
         issuer, settings.oidc.client_id, settings.oidc.client_secret.get(),
         redirect_uris=[settings.redirect_uri],
         post_logout_redirect_uris=[settings.public_origin + "/"],
-        access_token_ttl=access_token_ttl)
+        access_token_ttl=access_token_ttl,
+        registration_hint=("bffgate demo registers only its own gateway's callback. For a "
+                           "gateway of yours, run: bffgate demo --idp-only --redirect-uri URI"))
     api = create_demo_api(issuer + "/jwks", issuer)
     site = create_demo_site()
     print(BANNER, file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -12,8 +13,6 @@ from joserfc.jwk import KeySet
 from bffgate.demo.devidp import create_dev_idp
 
 if TYPE_CHECKING:
-    import httpx
-
     from conftest import Flow
 
 
@@ -480,6 +479,53 @@ async def test_end_session_accepts_an_expired_id_token_hint(flow: Flow) -> None:
     )
     assert response.status_code == 302
     assert response.headers["location"] == flow.post_logout_uri
+
+
+async def test_unregistered_redirect_uri_page_shows_received_and_registered_escaped(
+    flow: Flow,
+) -> None:
+    received = 'http://gateway.test/cb"><script>alert(1)</script>'
+    response = await flow.client.get(
+        "/authorize", params=flow.authorize_params(redirect_uri=received)
+    )
+    assert response.status_code == 400
+    html = response.text
+    assert "redirect_uri is not registered for this client." in html
+    assert "<script>" not in html
+    expected = "http://gateway.test/cb&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f'<code id="received">{expected}</code>' in html
+    assert f"<li><code>{flow.redirect_uri}</code></li>" in html
+
+
+async def test_unknown_client_id_page_shows_the_registered_one(flow: Flow) -> None:
+    response = await flow.client.get(
+        "/authorize", params=flow.authorize_params(client_id="<other>")
+    )
+    assert response.status_code == 400
+    assert '<code id="received">&lt;other&gt;</code>' in response.text
+    assert f"<li><code>{flow.client_id}</code></li>" in response.text
+
+
+async def test_unregistered_post_logout_uri_page_shows_both(flow: Flow) -> None:
+    response = await flow.client.get(
+        "/end_session",
+        params={"post_logout_redirect_uri": "http://evil.test/", "client_id": flow.client_id},
+    )
+    assert response.status_code == 400
+    assert '<code id="received">http://evil.test/</code>' in response.text
+    assert f"<li><code>{flow.post_logout_uri}</code></li>" in response.text
+
+
+async def test_registration_hint_is_shown_when_given() -> None:
+    app = create_dev_idp(
+        "http://idp.test", "c", "s", ["http://gw.test/cb"], [], registration_hint="restart <it>"
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://idp.test"
+    ) as client:
+        response = await client.get("/authorize", params={
+            "client_id": "c", "redirect_uri": "http://gw.test/other"})
+    assert '<p class="hint" id="hint">restart &lt;it&gt;</p>' in response.text
 
 
 @pytest.mark.parametrize(
