@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bffgate.config_values import Collector
+from bffgate.oidc.client_key import ClientKeyError, load_client_key
 
 if TYPE_CHECKING:
     from bffgate.config import Settings
@@ -74,8 +75,14 @@ def validate(s: Settings, errs: Collector) -> None:
     if s.oidc.client_auth in ("client_secret_basic", "client_secret_post"):
         if not s.oidc.client_secret:
             errs.add("oidc.client_secret", f"required for client_auth = {s.oidc.client_auth}")
-    elif s.oidc.client_auth == "private_key_jwt" and not s.oidc.private_key:
-        errs.add("oidc.private_key", "required for client_auth = private_key_jwt (PEM or JWK)")
+    elif s.oidc.client_auth == "private_key_jwt":
+        if not s.oidc.private_key:
+            errs.add("oidc.private_key", "required for client_auth = private_key_jwt (PEM or JWK)")
+        else:
+            try:  # the same loading the client does at startup: no surprise at token time
+                load_client_key(s.oidc.private_key.get())
+            except ClientKeyError as exc:
+                errs.add("oidc.private_key", str(exc))
     if "openid" not in s.oidc.scopes:
         errs.add("oidc.scopes", "must include 'openid'")
     if not s.oidc.redirect_path.startswith("/") or s.oidc.redirect_path.startswith("//"):

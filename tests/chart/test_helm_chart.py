@@ -25,6 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from chart_support import CHART, HERE, REPO, Dockerfile
+from joserfc.jwk import ECKey
 
 from bffgate.config import (
     CookieSettings,
@@ -424,7 +425,9 @@ CONFIG_VARIANTS = {
         MINIMAL,
         {
             "oidc": {"client_auth": "private_key_jwt"},
-            "secrets": {"oidc_client_secret": "", "oidc_private_key": '{"kty": "EC"}'},
+            "secrets": {"oidc_client_secret": "",  # a real key: check-config loads it
+                        "oidc_private_key": json.dumps(ECKey.generate_key("P-256").as_dict(
+                            private=True))},
         },
     ),
     "redis-cluster-tls": merged(

@@ -11,6 +11,7 @@ Transport failures and 5xx become ``ProviderUnavailable``; OAuth error responses
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,8 +20,10 @@ from urllib.parse import urlencode
 import httpx
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc.errors import SecurityWarning
 
 from bffgate.clock import Clock
+from bffgate.oidc.client_key import ClientKey, ClientKeyMismatch, load_client_key
 from bffgate.oidc.discovery import Discovery, ProviderMetadata
 from bffgate.oidc.errors import (
     GrantRejected,
@@ -35,6 +38,7 @@ from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
 
 _MAX_TOKEN_RESPONSE = 256 * 1024
+_ASSERTION_LIFETIME = 60  # seconds; a client assertion is used once, right away
 
 
 @dataclass(frozen=True, repr=False)
@@ -75,8 +79,11 @@ class OidcClient:
     def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
+        self._key: ClientKey | None = None
         if rp.client_auth == "private_key_jwt":
-            self._auth: ClientAuth | None = None  # built per token endpoint (audience)
+            # Checked at startup (config validation does the same), never at token time.
+            self._key = load_client_key(rp.private_key)
+            self._auth: ClientAuth | None = None  # built per call (audience, IdP's algorithms)
         else:
             self._auth = ClientAuth(rp.client_id, rp.client_secret, rp.client_auth)
 
@@ -86,14 +93,29 @@ class OidcClient:
     def _client_auth(self, meta: ProviderMetadata) -> ClientAuth:
         if self._auth is not None:
             return self._auth
-        return ClientAuth(self.rp.client_id, self.rp.private_key,
-                          PrivateKeyJWT(meta.token_endpoint))
+        if self._key is None:
+            raise AssertionError("private_key_jwt without a key")  # __init__ guarantees one
+        try:
+            alg = self._key.algorithm_for(
+                meta.raw.get("token_endpoint_auth_signing_alg_values_supported"))
+        except ClientKeyMismatch as exc:
+            raise ProviderMisconfigured(f"oidc.private_key: {exc}") from exc
+        now = int(self._clock.now())
+        # A short-lived assertion (authlib adds the jti); aud is the token endpoint, which
+        # RFC 7523 and RFC 9126 (PAR) both accept, as do revocation endpoints.
+        assertion = PrivateKeyJWT(meta.token_endpoint, alg=alg, headers={"kid": self._key.kid},
+                                  claims={"iat": now, "exp": now + _ASSERTION_LIFETIME})
+        return ClientAuth(self.rp.client_id, self._key.key, assertion)
 
     async def _post(self, meta: ProviderMetadata, url: str, form: dict[str, str]) -> httpx.Response:
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    "Accept": "application/json"}
         body = urlencode(form)
-        _, headers, body = self._client_auth(meta).prepare("POST", url, headers, body)
+        auth = self._client_auth(meta)
+        with warnings.catch_warnings():
+            # "EdDSA" is what older IdPs know; joserfc warns it is deprecated (RFC 9864).
+            warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
+            _, headers, body = auth.prepare("POST", url, headers, body)
         try:
             return await self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
