@@ -59,8 +59,11 @@ def upstream_request_headers(
     proto: str, host: str, request_id: str, traceparent: bytes | None,
 ) -> list[tuple[bytes, bytes]]:
     named = _connection_named(headers)
+    # Every X-Forwarded-* is the gateway's to say (-Ssl, -Scheme, -Client-Cert...), not just
+    # the listed ones.
     out = [(k, v) for k, v in headers
-           if _norm(k) not in REQUEST_DROP and _norm(k) not in named]
+           if _norm(k) not in REQUEST_DROP and _norm(k) not in named
+           and not _norm(k).startswith(b"x-forwarded-")]
     if bearer is not None:
         out.append((b"authorization", b"Bearer " + bearer.encode("latin-1")))
     out.append((b"x-forwarded-for", client_ip.encode("latin-1")))
