@@ -2,7 +2,8 @@
 
 Order matters: the login record is taken (deleted) first, so a state is single use even
 when a later check fails; nothing returned by the IdP is trusted until the ID token's
-signature and nonce have been checked (RFC 9700 4.5.3.2).
+signature and nonce have been checked (RFC 9700 4.5.3.2). A live session named by the
+request's cookie (a re-login) ends only once the new session is stored.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.endpoints.context import cookie_values
 from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.session_access import lookup_session
+from bffgate.endpoints.session_end import end_session
 from bffgate.errors import IdentityProviderUnavailable, LoginRejected
 from bffgate.oidc.errors import (
     GrantRejected,
@@ -77,6 +80,9 @@ async def callback(request: Request) -> Response:
         deps.metrics.callback_missing_params.labels("code").inc()
         raise _reject(deps, "code_missing", "code parameter missing")
 
+    # A live session this browser already holds (re-login), read before the code is used:
+    # an ambiguous cookie header is refused before any token is issued.
+    previous, _ = await lookup_session(request.headers.raw, deps)
     try:
         tokens = await deps.oidc.exchange_code(code, record.code_verifier)
     except GrantRejected as exc:
@@ -114,6 +120,15 @@ async def callback(request: Request) -> Response:
     deps.metrics.login_duration.observe(max(0.0, deps.clock.now() - record.created_at))
     audit.emit(AuditEvent.LOGIN_SUCCEEDED, sub=sub, session=session.handle.short)
     audit.emit(AuditEvent.SESSION_CREATED, sub=sub, session=session.handle.short)
+    if previous is not None:
+        # Re-login from a browser that still holds a live session: one browser, one
+        # session. The old one ends once the new one is stored. Its refresh token is
+        # revoked, unless both logins share the IdP session (same `sid`): then they
+        # likely share one grant, and revoking a refresh token may end its whole grant
+        # (RFC 7009 2.1; oidc-provider does), the new session's tokens too. Its record is
+        # deleted either way, and with it the only copy of that refresh token.
+        same_idp_session = idp_sid is not None and previous.data.idp_sid == idp_sid
+        await end_session(deps, previous, reason="relogin", revoke=not same_idp_session)
     max_age = int(session.data.absolute_expires_at - deps.clock.now())
     response = Response(status_code=302)
     response.raw_headers.extend([

@@ -18,6 +18,7 @@ from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.session_access import lookup_session
+from bffgate.endpoints.session_end import end_session
 from bffgate.errors import Forbidden
 from bffgate.oidc.errors import OidcError
 from bffgate.problems import NO_STORE
@@ -37,19 +38,9 @@ async def logout(request: Request) -> Response:
                        session=session.handle.short, sub=session.data.sub, status=403)
             raise Forbidden("logout requires the session's logout id (from /bff/user)",
                             reason="logout_sid_mismatch")
-        await deps.sessions.destroy(session)
-        tokens = session.data.tokens
-        revoked: bool | None = None
-        if tokens.refresh_token:
-            try:
-                revoked = await deps.oidc.revoke(tokens.refresh_token, "refresh_token")
-            except OidcError:
-                revoked = False
-        audit.emit(AuditEvent.SESSION_ENDED, reason="logout", sub=session.data.sub,
-                   session=session.handle.short,
-                   detail=None if revoked is None else f"refresh_token_revoked={revoked}")
+        await end_session(deps, session, reason="logout")
         try:
-            url = await deps.oidc.end_session_url(id_token_hint=tokens.id_token,
+            url = await deps.oidc.end_session_url(id_token_hint=session.data.tokens.id_token,
                                                   post_logout_redirect_uri=post_logout)
         except OidcError:
             url = None
