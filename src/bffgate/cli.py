@@ -1,4 +1,4 @@
-"""The ``bffgate`` command: serve, demo, check-config, doctor, sessions."""
+"""The bffgate command: serve, demo, check-config, doctor, sessions."""
 
 from __future__ import annotations
 
@@ -6,34 +6,82 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bffgate import __version__
-from bffgate.config import DEFAULT_CONFIG_PATH, Settings, load_settings
-from bffgate.errors import ConfigError
+from bffgate.config import (
+    DEFAULT_CONFIG_PATH,
+    ENV_PREFIX,
+    ConfigFileMissing,
+    Settings,
+    env_override_name,
+    load_settings,
+)
+from bffgate.errors import ConfigError, GatewayError
+from bffgate.listeners import ListenerUnavailable, check_listeners
+
+DESCRIPTION = ("A Backend-for-Frontend OAuth session gateway. Start with `bffgate demo`; "
+               "`bffgate COMMAND --help` tells more.")
+CONFIG_HELP = (f"TOML file (default {DEFAULT_CONFIG_PATH}, or $BFFGATE_CONFIG); "
+               "before or after the command")
+DEMO_PORTS = {0: "gateway", 1: "identity provider", 2: "demo API", 3: "demo page",
+              10: "admin listener"}
+
+
+def _environment_only(environ: Mapping[str, str]) -> bool:
+    """A container may configure everything with BFFGATE_<SECTION>__<KEY> variables."""
+    return any(k.startswith(ENV_PREFIX) and "__" in k[len(ENV_PREFIX):] for k in environ)
 
 
 def _load(path: str | None) -> Settings:
-    chosen = path or os.environ.get("BFFGATE_CONFIG") or DEFAULT_CONFIG_PATH
-    if path is None and not Path(chosen).exists():
-        return load_settings(None)  # environment only
+    chosen = path or os.environ.get("BFFGATE_CONFIG")
+    if chosen is None:
+        if Path(DEFAULT_CONFIG_PATH).exists():
+            chosen = DEFAULT_CONFIG_PATH
+        elif _environment_only(os.environ):
+            return load_settings(None)
+        else:
+            raise ConfigFileMissing(DEFAULT_CONFIG_PATH)
     return load_settings(chosen)
+
+
+def _config_failure(exc: ConfigError) -> str:
+    if isinstance(exc, ConfigFileMissing):
+        return f"bffgate: {exc.messages[0]}"
+    return f"bffgate: {exc}"
 
 
 def _load_or_exit(path: str | None) -> Settings:
     try:
         return _load(path)
     except ConfigError as exc:
-        print(f"bffgate: {exc}", file=sys.stderr)
+        print(_config_failure(exc), file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _serve_or_exit(listeners: Mapping[str, str], hint: Callable[[str], str],
+                   run: Callable[[], int]) -> int:
+    """Run ``run`` once every listener can be bound; a busy port is one line and exit 1.
+
+    ``listeners`` maps each listen address to what it is (``server.listen``); ``hint``
+    says, for an address, how to pick another."""
+    try:
+        check_listeners(listeners)
+        return run()
+    except ListenerUnavailable as exc:
+        what = listeners.get(exc.listen, "a listener")
+        print(f"bffgate: {exc.problem} ({what} {exc.listen}); {hint(exc.listen)}",
+              file=sys.stderr)
+        return 1
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         settings = _load(args.config)
     except ConfigError as exc:
-        print(f"bffgate: {exc}", file=sys.stderr)
+        print(_config_failure(exc), file=sys.stderr)
         return 1
     print(f"configuration OK: {len(settings.routes)} route(s), store={settings.session.store}, "
           f"issuer={settings.oidc.issuer}")
@@ -65,22 +113,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await gw.stop()
             log.info("gateway.stopped")
 
-    run(main())
-    return 0
+    listeners = {settings.server.listen: "server.listen"}
+    if settings.server.admin_listen:
+        listeners[settings.server.admin_listen] = "server.admin_listen"
+
+    def hint(listen: str) -> str:
+        key = listeners[listen]
+        return f"pick another in {key} (or {env_override_name(*key.split('.'))})"
+
+    def serve() -> int:
+        run(main())
+        return 0
+
+    return _serve_or_exit(listeners, hint, serve)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        print("bffgate demo: takes no --config (it makes its own throwaway settings)",
+              file=sys.stderr)
+        return 2
     if args.idp_only:
-        from bffgate.demo.idponly import run_idp_only
+        from bffgate.demo.idponly import DEFAULT_IDP_PORT, run_idp_only
 
-        return run_idp_only(args.port, args.redirect_uri, args.upstream, args.write_config)
+        idp_port = DEFAULT_IDP_PORT if args.port is None else args.port
+        return _serve_or_exit(
+            {f"127.0.0.1:{idp_port}": "the dev identity provider"},
+            lambda _: "pick another with --port (the issuer in the printed config follows it)",
+            lambda: run_idp_only(args.port, args.redirect_uri, args.upstream,
+                                 args.write_config))
     if args.redirect_uri or args.upstream or args.write_config:
         print("bffgate demo: --redirect-uri, --upstream and --write-config go with --idp-only",
               file=sys.stderr)
         return 2
     from bffgate.demo.runner import run_demo
 
-    return run_demo(port=8080 if args.port is None else args.port)
+    port = 8080 if args.port is None else args.port
+    used = ", ".join(str(port + offset) for offset in DEMO_PORTS)
+    return _serve_or_exit(
+        {f"127.0.0.1:{port + offset}": f"the demo's {what}" for offset, what in DEMO_PORTS.items()},
+        lambda _: f"pick another with --port (the demo listens on {used})",
+        lambda: run_demo(port=port))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -92,22 +165,35 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     settings = _load_or_exit(args.config)
+    if settings.session.store == "memory":
+        print("bffgate sessions: session.store is memory: the sessions live inside the running "
+              "gateway process; use its admin listener (/admin/sessions) instead",
+              file=sys.stderr)
+        return 1
     from bffgate.app import build_store
+    from bffgate.doctor import store_failure
     from bffgate.logs import configure_logging
     from bffgate.session.service import revoke_sessions
 
     configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
+    whose = f"sub {args.sub}" if args.sub else f"id {args.id}"
 
     async def main() -> int:
         store = build_store(settings)
         try:
             if args.action == "list":
-                for key in await store.keys_for_sub(args.sub):
+                keys = await store.keys_for_sub(args.sub)
+                for key in keys:
                     print(key)
+                if not keys:
+                    print(f"no sessions for {whose}")
                 return 0
             n = await revoke_sessions(store, key=args.id, sub=args.sub, reason="cli")
-            print(f"revoked {n} session(s)")
+            print(f"revoked {n} session(s)" if n else f"no sessions for {whose}: nothing revoked")
             return 0
+        except GatewayError as exc:
+            print(f"bffgate sessions: {store_failure(settings, exc)}", file=sys.stderr)
+            return 1
         finally:
             await store.close()
 
@@ -115,8 +201,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bffgate", description=__doc__)
+    p = argparse.ArgumentParser(prog="bffgate", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"bffgate {__version__}")
+    # --config is accepted before the command and after it (and after `sessions list`);
+    # the later ones default to SUPPRESS so they never reset an earlier value to None.
+    p.add_argument("--config", default=None, help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
     for name, fn, helptext in (
         ("serve", cmd_serve, "run the gateway"),
@@ -124,13 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("doctor", cmd_doctor, "live checks: Redis, IdP discovery/JWKS, S256, clock skew"),
     ):
         sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("--config", default=None,
-                        help=f"TOML file (default {DEFAULT_CONFIG_PATH} or $BFFGATE_CONFIG)")
+        sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         sp.set_defaults(func=fn)
-    demo = sub.add_parser("demo", help="gateway + dev IdP + demo API and page (NOT production)")
+    demo = sub.add_parser(
+        "demo", help="gateway + dev IdP + demo API and page (NOT production)",
+        description="A first look: gateway, built-in dev identity provider, demo API and demo "
+                    "page, in-memory sessions, random keys; NOT for production. It listens on "
+                    "127.0.0.1 at PORT (gateway, open http://localhost:PORT/), PORT+1 (identity "
+                    "provider), PORT+2 (demo API), PORT+3 (demo page) and PORT+10 (admin: "
+                    "/metrics, /healthz, /readyz); PORT is 8080 unless --port says otherwise.")
     demo.add_argument("--port", type=int, default=None,
-                      help="gateway port (default 8080; the demo also uses the next three ports "
-                           "and port+10); with --idp-only the IdP's port (default 9400)")
+                      help="the gateway's port (default 8080); the demo also takes PORT+1, PORT+2, "
+                           "PORT+3 and PORT+10. With --idp-only: the IdP's port (default 9400)")
     demo.add_argument("--idp-only", action="store_true",
                       help="run only the dev IdP and print a config for `bffgate serve` against it")
     demo.add_argument("--redirect-uri", action="append", metavar="URI",
@@ -143,11 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --idp-only: write the config to FILE instead of stdout")
     demo.set_defaults(func=cmd_demo)
     sess = sub.add_parser("sessions", help="list or revoke sessions")
-    sess.add_argument("--config", default=None)
+    sess.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     ssub = sess.add_subparsers(dest="action", required=True)
-    ls = ssub.add_parser("list")
+    ls = ssub.add_parser("list", help="the session keys of a user")
+    ls.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     ls.add_argument("--sub", required=True)
-    rv = ssub.add_parser("revoke")
+    rv = ssub.add_parser("revoke", help="end a user's sessions (--sub) or one session (--id)")
+    rv.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     g = rv.add_mutually_exclusive_group(required=True)
     g.add_argument("--id", help="session key (as listed)")
     g.add_argument("--sub")

@@ -27,11 +27,13 @@ from bffgate.config_rules import validate
 from bffgate.config_values import ENUMS, Collector, Secret, coerce, resolve_secret
 from bffgate.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_PATH", "ENUMS", "ConfigError", "CookieSettings", "LogSettings",
-           "OidcSettings", "RedisSettings", "RouteSettings", "Secret", "ServerSettings",
-           "SessionSettings", "Settings", "load_settings"]
+__all__ = ["DEFAULT_CONFIG_PATH", "ENUMS", "EXAMPLE_CONFIG_PATH", "ConfigError",
+           "ConfigFileMissing", "CookieSettings", "LogSettings", "OidcSettings",
+           "RedisSettings", "RouteSettings", "Secret", "ServerSettings", "SessionSettings",
+           "Settings", "load_settings"]
 
 DEFAULT_CONFIG_PATH = "config/bffgate.toml"
+EXAMPLE_CONFIG_PATH = "config/bffgate.example.toml"
 ENV_PREFIX = "BFFGATE_"
 
 TokenMode = Literal["user", "user_optional", "client", "none"]
@@ -144,15 +146,28 @@ _SECTIONS: dict[str, type] = {
 }
 
 
+class ConfigFileMissing(ConfigError):
+    """No file at the configuration path: one line that says what to do, not a list of
+    every key the missing file would have set."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__([f"no config file at {path} (copy {EXAMPLE_CONFIG_PATH})"])
+
+
 def _build_section(
-    name: str, cls: Any, data: Mapping[str, Any], errs: Collector, environ: Mapping[str, str]
+    name: str, cls: Any, data: Mapping[str, Any], errs: Collector, environ: Mapping[str, str],
+    origins: Mapping[str, str],
 ) -> Any:
     hints = {f.name: str(f.type) for f in cls.__dataclass_fields__.values()}
     kwargs: dict[str, Any] = {}
     for k, raw in data.items():
         key = f"{name}.{k}"
         if k not in hints:
-            errs.add(key, f"unknown key (known: {', '.join(sorted(hints))})")
+            known = ", ".join(sorted(hints))
+            if k in origins:  # a typo in a variable name: name the variable to fix
+                errs.add(origins[k], f"unknown key {key} (known: {known})")
+            else:
+                errs.add(key, f"unknown key (known: {known})")
             continue
         hint = hints[k]
         if hint.startswith("Literal"):
@@ -163,14 +178,24 @@ def _build_section(
     return cls(**kwargs)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def env_override_name(section: str, key: str) -> str:
+    """The variable that overrides ``section.key``: BFFGATE_<SECTION>__<KEY>."""
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+
+
+def _env_overrides(
+    environ: Mapping[str, str],
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Values by section and key, and the variable each came from (for error messages)."""
     out: dict[str, dict[str, str]] = {}
+    origins: dict[str, dict[str, str]] = {}
     for var, value in environ.items():
         if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX) :]:
             continue
         section, _, key = var[len(ENV_PREFIX) :].partition("__")
         out.setdefault(section.lower(), {})[key.lower()] = value
-    return out
+        origins.setdefault(section.lower(), {})[key.lower()] = var
+    return out, origins
 
 
 def load_settings(
@@ -187,7 +212,7 @@ def load_settings(
             with Path(path).open("rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
-            raise ConfigError([f"config file {path}: not found"]) from None
+            raise ConfigFileMissing(path) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"config file {path}: invalid TOML: {exc}"]) from None
     for section, values in (overrides or {}).items():
@@ -195,9 +220,12 @@ def load_settings(
             data["routes"] = values
         else:
             data.setdefault(section, {}).update(values)
-    for section, values in _env_overrides(environ).items():
+    env_values, env_origins = _env_overrides(environ)
+    for section, values in env_values.items():
         if section not in _SECTIONS:
-            errs.add(f"{ENV_PREFIX}{section.upper()}__*", f"unknown section {section!r}")
+            known = ", ".join(_SECTIONS)
+            for var in sorted(env_origins[section].values()):
+                errs.add(var, f"unknown section {section!r} (known: {known})")
             continue
         data.setdefault(section, {}).update(values)
     if "BFFGATE_ROUTES" in environ:
@@ -214,11 +242,14 @@ def load_settings(
         if not isinstance(raw, dict):
             errs.add(name, "must be a table")
             raw = {}
-        sections[name] = _build_section(name, cls, raw, errs, environ)
+        sections[name] = _build_section(name, cls, raw, errs, environ,
+                                        env_origins.get(name, {}))
     routes = _build_routes(data.get("routes", []), errs, environ)
     sections["redis"] = _resolve_sentinel_secrets(sections["redis"], errs, environ)
     settings = Settings(routes=routes, **sections)
-    validate(settings, errs)
+    rules = Collector()
+    validate(settings, rules)
+    errs.merge_new(rules)  # a key whose value could not be read is reported once, not twice
     if errs.messages:
         raise ConfigError(errs.messages)
     return settings

@@ -65,9 +65,22 @@ class Collector:
 
     def __init__(self) -> None:
         self.messages: list[str] = []
+        self.keys: list[str] = []
 
     def add(self, key: str, problem: str) -> None:
+        self.keys.append(key)
         self.messages.append(f"{key}: {problem}")
+
+    def merge_new(self, later: Collector) -> None:
+        """Take ``later``'s problems except those about a key (or an item of one) that
+        already has a problem here: one cause, one line (an unset ``env:`` variable is not
+        also reported as a key that is "required" or "too short")."""
+        reported = tuple(self.keys)
+        for key, message in zip(later.keys, later.messages, strict=True):
+            if any(key == r or key.startswith((r + "[", r + ".")) for r in reported):
+                continue
+            self.keys.append(key)
+            self.messages.append(message)
 
 
 def resolve_secret(key: str, raw: Any, errs: Collector, environ: Mapping[str, str]) -> str:
@@ -106,7 +119,8 @@ def coerce(
             return tuple(Secret(str(i)) for i in _as_list(key, resolved, errs)) if resolved \
                 else ()
         items = _as_list(key, raw, errs)
-        return tuple(Secret(resolve_secret(key, i, errs, environ)) for i in items)
+        return tuple(Secret(resolve_secret(f"{key}[{n}]", i, errs, environ))
+                     for n, i in enumerate(items))
     if hint == "bool":
         if isinstance(raw, bool):
             return raw

@@ -67,6 +67,7 @@ def run_demo(port: int = 8080, access_token_ttl: int = 120) -> int:
         def ready() -> None:
             print(f"\n  bffgate demo is running: open http://localhost:{port}/ in a browser\n"
                   f"  (identity provider {issuer}, any user name, no password)\n"
+                  f"  admin: http://127.0.0.1:{ports['admin']}/metrics (also /healthz, /readyz)\n"
                   f"  Ctrl-C to stop.\n", file=sys.stderr, flush=True)
 
         try:

@@ -138,7 +138,8 @@ class OidcClient:
             resp = await self._post(meta, meta.par_endpoint, params)
             doc = self._json(resp)
             if resp.status_code not in (200, 201) or not isinstance(doc.get("request_uri"), str):
-                raise TokenRejected(str(doc.get("error", "par_failed")))
+                raise TokenRejected(str(doc.get("error", "par_failed")),
+                                    str(doc.get("error_description") or ""))
             params = {"client_id": self.rp.client_id, "request_uri": doc["request_uri"]}
         sep = "&" if "?" in meta.authorization_endpoint else "?"
         return meta.authorization_endpoint + sep + urlencode(params)
