@@ -190,7 +190,8 @@ async def test_login_code_exchange_refresh_rotation_and_introspection(
     assert idp.introspect(latest["access_token"], CLIENT_ID, CLIENT_SECRET)["active"] is False
 
     idp.reset_stats()
-    assert idp.stats() == {"token_requests": [], "refresh_grants": 0, "refresh_success": 0}
+    assert idp.stats() == {"token_requests": [], "refresh_grants": 0, "refresh_success": 0,
+                           "revocations": []}
 
     # Back-channel logout reaches a receiver on 127.0.0.1 (loopback allowed for this OP).
     sent = idp.send_backchannel_logout("alice", sid=claims["sid"])

@@ -14,8 +14,11 @@
 // listening; everything else (oidc-provider notices included) goes to stderr.
 //
 // Test-only endpoints (served before the provider's own routes):
-//   GET  /test/stats        {"token_requests": [{grant_type, client_auth: basic|post|none,
-//                           status, ts}], "refresh_grants": n, "refresh_success": n}
+//   GET  /test/stats        {"token_requests": [{grant_type, client_auth: basic|post|
+//                           private_key_jwt|none, client_id, assertion: {alg, kid}|null, status,
+//                           ts}], "refresh_grants": n, "refresh_success": n, "revocations":
+//                           [{token_sha256, token_type_hint, client_id, client_auth, assertion,
+//                           status, ts}]}
 //   POST /test/reset        clear the stats
 //   POST /test/backchannel  {"sub": ..., "sid"?: ..., "client_id"?: ...} -> send back-channel
 //                           logout tokens to the clients that registered a backchannel_logout_uri
@@ -27,7 +30,7 @@
 //
 // Never use this outside tests: any login/password is accepted.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
@@ -313,19 +316,32 @@ const provider = new Provider(issuer, {
 // ---------------------------------------------------------------------------------------------
 // Test-only observability.
 
-const stats = { token_requests: [], refresh_grants: 0, refresh_success: 0 };
+const stats = { token_requests: [], refresh_grants: 0, refresh_success: 0, revocations: [] };
 
 function resetStats() {
   stats.token_requests = [];
   stats.refresh_grants = 0;
   stats.refresh_success = 0;
+  stats.revocations = [];
 }
 
 function clientAuthOf(ctx, body) {
   const authorization = ctx.get('authorization');
   if (/^basic\s/i.test(authorization)) return 'basic';
   if (body && typeof body.client_secret === 'string') return 'post';
+  if (body && typeof body.client_assertion === 'string') return 'private_key_jwt';
   return 'none';
+}
+
+// The JOSE header of a client assertion ({alg, kid}; never the signed part), or null.
+function assertionHeader(body) {
+  if (!body || typeof body.client_assertion !== 'string') return null;
+  try {
+    const header = JSON.parse(Buffer.from(body.client_assertion.split('.')[0], 'base64url').toString('utf8'));
+    return { alg: header.alg ?? null, kid: header.kid ?? null };
+  } catch {
+    return { alg: null, kid: null };
+  }
 }
 
 async function readJson(ctx) {
@@ -380,7 +396,23 @@ async function testRoutes(ctx, next) {
   }
 
   const isTokenRequest = ctx.path === '/token' && ctx.method === 'POST';
+  const isRevocation = ctx.path === '/token/revocation' && ctx.method === 'POST';
   await next();
+
+  if (isRevocation) {
+    // What the OP was asked to revoke: a SHA-256 of the token (never the token itself), so a
+    // test can match it against the token it knows.
+    const body = ctx.oidc?.body ?? {};
+    stats.revocations.push({
+      token_sha256: typeof body.token === 'string' ? createHash('sha256').update(body.token).digest('hex') : null,
+      token_type_hint: typeof body.token_type_hint === 'string' ? body.token_type_hint : null,
+      client_id: ctx.oidc?.client?.clientId ?? null,
+      client_auth: clientAuthOf(ctx, body),
+      assertion: assertionHeader(body),
+      status: ctx.status,
+      ts: Date.now(),
+    });
+  }
 
   if (isTokenRequest) {
     // The provider parsed the form body by now.
@@ -389,6 +421,8 @@ async function testRoutes(ctx, next) {
     stats.token_requests.push({
       grant_type: grantType,
       client_auth: clientAuthOf(ctx, body),
+      client_id: ctx.oidc?.client?.clientId ?? null,
+      assertion: assertionHeader(body),
       status: ctx.status,
       ts: Date.now(),
     });

@@ -248,8 +248,11 @@ class OidcProviderProcess:
         return str(self.metadata()[f"{name}_endpoint"])
 
     def stats(self) -> dict[str, Any]:
-        """``{"token_requests": [{grant_type, client_auth, status, ts}], "refresh_grants",
-        "refresh_success"}`` since start or the last ``reset_stats()``."""
+        """``{"token_requests": [{grant_type, client_auth, client_id, assertion, status, ts}],
+        "refresh_grants", "refresh_success", "revocations": [{token_sha256, token_type_hint,
+        client_id, client_auth, assertion, status, ts}]}`` since start or the last
+        ``reset_stats()``. ``client_auth`` is basic, post, private_key_jwt or none;
+        ``assertion`` is the client assertion's JOSE header ``{alg, kid}`` (or null)."""
         with self._http() as http:
             resp = http.get("/test/stats")
             resp.raise_for_status()
