@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
+import pytest
+
+from bffgate.errors import StoreUnavailable
 from bffgate.store.base import SessionStore
+from bffgate.store.memory import MemoryStore
+from bffgate.store.redis import RedisStore, create_redis_client
+from support.idp import free_port
 
 NOW = int(time.time() * 1000)
 IDLE = 60_000
@@ -99,5 +106,27 @@ class StoreContract:
         assert not await store.claim_once("jti-1", 60)
         assert await store.claim_once("jti-2", 60)
 
-    async def test_ping(self, store: SessionStore) -> None:
-        await store.ping()
+    @pytest.fixture
+    async def unreachable_store(self, store: SessionStore) -> AsyncIterator[SessionStore | None]:
+        """The same kind of store with nothing behind it (None: a store with no backend,
+        which is always reachable). Override for a store the contract doesn't know."""
+        if isinstance(store, MemoryStore):
+            yield None
+        elif isinstance(store, RedisStore):
+            gone = RedisStore(create_redis_client(f"redis://127.0.0.1:{free_port()}/0",
+                                                  timeout=1), key_prefix="gone:")
+            yield gone
+            await gone.close()
+        else:
+            raise AssertionError(f"override unreachable_store for {type(store).__name__}")
+
+    async def test_ping(self, store: SessionStore,
+                        unreachable_store: SessionStore | None) -> None:
+        """/readyz relies on ping: it answers for a store that works, and raises the typed
+        StoreUnavailable (never a raw driver error, never silence) when the backend is gone."""
+        assert await store.ping() is None
+        await store.put_login("after-ping", b"r", 60)  # the store still works after a ping
+        assert await store.take_login("after-ping") == b"r"
+        if unreachable_store is not None:
+            with pytest.raises(StoreUnavailable):
+                await unreachable_store.ping()
