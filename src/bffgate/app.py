@@ -95,7 +95,8 @@ class Gateway:
             extra_auth_params=dict(s.oidc.extra_auth_params))
         self.oidc = OidcClient(rp, self.idp_http, self.discovery, self.clock)
         self.sessions = SessionService(
-            self.store, CookieCodec([k.get() for k in s.cookie.secret_keys]), self.clock,
+            self.store, CookieCodec([k.get() for k in s.cookie.secret_keys],
+                                    [k.get() for k in s.cookie.verify_keys]), self.clock,
             idle_timeout=s.session.idle_timeout, absolute_timeout=s.session.absolute_timeout,
             refresh_ahead=s.session.refresh_ahead, login_timeout=s.session.login_timeout)
         self.refresher = RefreshCoordinator(self.sessions, self._refresh_grant,

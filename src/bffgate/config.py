@@ -83,6 +83,7 @@ class CookieSettings:
     same_site: Literal["strict", "lax"] = "strict"
     secure: bool = True
     secret_keys: tuple[Secret, ...] = ()
+    verify_keys: tuple[Secret, ...] = ()  # accepted, never used to sign (key rotation)
 
 
 @dataclass(frozen=True)

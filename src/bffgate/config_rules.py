@@ -114,9 +114,11 @@ def validate(s: Settings, errs: Collector) -> None:
     # cookie
     if not s.cookie.secret_keys:
         errs.add("cookie.secret_keys", "required: at least one key of >= 32 characters (oldest to newest)")
-    for i, k in enumerate(s.cookie.secret_keys):
-        if len(k.get()) < 32:
-            errs.add(f"cookie.secret_keys[{i}]", "too short: use at least 32 random characters")
+    for field, keys in (("secret_keys", s.cookie.secret_keys),
+                        ("verify_keys", s.cookie.verify_keys)):
+        for i, k in enumerate(keys):
+            if len(k.get()) < 32:
+                errs.add(f"cookie.{field}[{i}]", "too short: use at least 32 random characters")
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", s.cookie.name):
         errs.add("cookie.name", "may contain only letters, digits, '-' and '_'")
     if s.cookie.name.startswith("__Host-") and not s.cookie.secure:

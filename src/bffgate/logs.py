@@ -18,7 +18,7 @@ SECRET_KEYS = frozenset(
         "verifier", "client_secret", "secret", "secret_keys", "password", "cookie", "cookies",
         "set_cookie", "authorization", "proxy_authorization", "id_token_hint", "logout_token",
         "client_assertion", "state", "nonce", "session_id", "admin_token", "assertion",
-        "private_key",
+        "private_key", "verify_keys",
     }
 )
 REDACTED = "[REDACTED]"

@@ -2,9 +2,11 @@
 
 The id locates the session (Redis key = SHA-256 of it); the secret derives the key that
 seals the tokens. Neither is ever stored in clear. Signing uses itsdangerous with a list
-of keys, oldest to newest: the newest signs, all verify, so keys rotate without logging
-anyone out. The salt names the purpose so a signature made for anything else never
-verifies here.
+of keys, oldest to newest: the newest secret key signs, all secret keys verify, and so do
+the verify-only keys, which never sign. A new key is first added as verify-only on every
+replica, then promoted, so no replica ever meets a cookie signed with a key it does not
+know (README "Operations"). The salt names the purpose so a signature made for anything
+else never verifies here.
 """
 
 from __future__ import annotations
@@ -77,12 +79,16 @@ def _canonical(text: str) -> bool:
 
 
 class CookieCodec:
-    """Encode and verify session cookie values with rotating keys."""
+    """Encode and verify session cookie values with rotating keys: ``secret_keys`` oldest to
+    newest (the last signs, all verify) and ``verify_keys`` (accepted, never used to sign)."""
 
-    def __init__(self, secret_keys: list[str]) -> None:
+    def __init__(self, secret_keys: list[str], verify_keys: list[str] | None = None) -> None:
         if not secret_keys:
             raise ValueError("at least one secret key is required")
-        self._signer = Signer(secret_keys, salt=SALT, digest_method=hashlib.sha256)
+        # itsdangerous signs with the last key of the list and verifies with any of them:
+        # verify-only keys go first, so they can never be the one that signs.
+        keys = [*(verify_keys or []), *secret_keys]
+        self._signer = Signer(keys, salt=SALT, digest_method=hashlib.sha256)
 
     def encode(self, handle: SessionHandle) -> str:
         payload = f"{_b64(handle.session_id)}.{_b64(handle.secret)}"

@@ -241,3 +241,46 @@ def test_login_bindings_are_random_and_long() -> None:
     values = {new_login_binding() for _ in range(500)}
     assert len(values) == 500
     assert all(len(v) >= 43 for v in values)
+
+
+# --- verify-only keys (cookie.verify_keys) and the three-step rotation ---------------------
+
+
+def test_a_verify_only_key_verifies_but_never_signs(handle: SessionHandle) -> None:
+    codec = CookieCodec([OLD_KEY], verify_keys=[NEW_KEY])
+    minted_elsewhere = CookieCodec([OLD_KEY, NEW_KEY]).encode(handle)  # a replica a step ahead
+    assert codec.decode(minted_elsewhere) == handle
+    own = codec.encode(handle)
+    assert CookieCodec([OLD_KEY]).decode(own) == handle  # signed with the old key
+    with pytest.raises(CookieInvalid):
+        CookieCodec([NEW_KEY]).decode(own)
+
+
+def test_verify_keys_never_sign_whatever_their_order(handle: SessionHandle) -> None:
+    value = CookieCodec([OLD_KEY], verify_keys=[NEW_KEY, OTHER_KEY]).encode(handle)
+    assert CookieCodec([OLD_KEY]).decode(value) == handle
+
+
+STEPS = [  # (secret_keys, verify_keys) of each rotation step, README "Operations"
+    ([OLD_KEY], []),
+    ([OLD_KEY], [NEW_KEY]),
+    ([OLD_KEY, NEW_KEY], []),
+    ([NEW_KEY], []),
+]
+
+
+@pytest.mark.parametrize("step", [0, 1, 2])
+def test_replicas_one_step_apart_accept_each_others_cookies(step: int,
+                                                            handle: SessionHandle) -> None:
+    behind, ahead = CookieCodec(*STEPS[step]), CookieCodec(*STEPS[step + 1])
+    for minting in (behind, ahead):
+        value = minting.encode(handle)
+        assert behind.decode(value) == handle
+        assert ahead.decode(value) == handle
+
+
+def test_promoting_without_the_verify_step_logs_users_out(handle: SessionHandle) -> None:
+    """Why the verify-only step exists: a replica that promotes the new key at once mints
+    cookies that a replica still on the old key set refuses."""
+    with pytest.raises(CookieInvalid):
+        CookieCodec([OLD_KEY]).decode(CookieCodec([OLD_KEY, NEW_KEY]).encode(handle))
