@@ -28,7 +28,7 @@ with warnings.catch_warnings(), contextlib.suppress(ImportError):
 settings.register_profile(
     "fuzz",
     derandomize=True,
-    max_examples=int(os.environ.get("BFFGATE_FUZZ_EXAMPLES", "300")),
+    max_examples=int(os.environ.get("BFFGATE_FUZZ_EXAMPLES", "200")),
     deadline=None,
     database=None,
     print_blob=True,
