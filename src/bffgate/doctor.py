@@ -63,8 +63,11 @@ def _cause(exc: BaseException) -> str:
     """The cause in words, from the innermost exception a transport library raised: what
     went wrong, not the name of our wrapper."""
     chain: list[BaseException] = [exc]
-    while chain[-1].__cause__ is not None and len(chain) < 10:
-        chain.append(chain[-1].__cause__)
+    while len(chain) < 10:
+        nxt = chain[-1].__cause__ or chain[-1].__context__
+        if nxt is None:
+            break
+        chain.append(nxt)
     if any(isinstance(e, ConnectionRefusedError) or "Error 111 " in str(e)
            or "Connection refused" in str(e) for e in chain):
         return "connection refused (nothing listens there)"
