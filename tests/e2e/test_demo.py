@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Locator, Page, ViewportSize, expect
 
 from support.browser import Browser
 from support.chromium import ChromiumSession
@@ -32,7 +33,10 @@ READY = "bffgate demo is running"
 PORT_OFFSETS = (0, 1, 2, 3, 10)  # gateway, dev IdP, demo API, demo page, admin
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-SCREENSHOT = Path("/tmp/bffgate-demo.png")
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
+SCREENSHOT_VIEWPORT: ViewportSize = {"width": 1200, "height": 760}
+STATES = ("loading", "signed-out", "signed-in", "ended", "logged-out")
+JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}")
 SESSION_COOKIE = "__Host-bffgate"
 
 
@@ -80,6 +84,10 @@ class DemoProcess:
     @property
     def idp_url(self) -> str:
         return f"http://127.0.0.1:{self.port + 1}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.port + 10}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -191,6 +199,11 @@ async def test_demo_plain_http_flow(demo: DemoProcess) -> None:
             assert hello.json()["message"].startswith("Hello ")
             assert hello.json()["token_seen"] is True
             assert "authorization" not in hello.json()["headers"]
+            arrived = hello.json()["received"]
+            bearer = arrived["authorization"]  # masked: 6 characters and the length
+            assert bearer["start"].startswith("eyJ") and len(bearer["start"]) == 6
+            assert bearer["length"] > 100
+            assert arrived["cookie"] is False and arrived["x_csrf"] is False
 
             payload = {"greeting": "hi", "n": [1, 2, 3]}
             echo = await browser.api("POST", "/api/echo", json=payload,
@@ -204,7 +217,7 @@ async def test_demo_plain_http_flow(demo: DemoProcess) -> None:
 
             page_resp = await browser.get("/")  # the demo page, proxied to the site app
             assert page_resp.status_code == 200
-            assert 'id="login"' in page_resp.text
+            assert 'class="login"' in page_resp.text
 
             out = await browser.get(info["logout_url"])
             assert out.status_code == 302
@@ -226,57 +239,125 @@ async def test_demo_plain_http_flow(demo: DemoProcess) -> None:
 
 @pytest.fixture
 async def chromium(demo: DemoProcess) -> AsyncIterator[ChromiumSession]:
-    async with ChromiumSession(record_origins=[demo.url]) as session:
+    async with ChromiumSession(record_origins=[demo.url], viewport=SCREENSHOT_VIEWPORT) as session:
         yield session
 
 
-async def test_demo_page_in_chromium(demo: DemoProcess, chromium: ChromiumSession) -> None:
-    """The demo page as a user sees it: log in, call the API, post, log out."""
-    page = chromium.page
-    await page.goto(demo.url + "/")
-    await expect(page.locator("#login")).to_be_visible()
-    await expect(page.locator("#user")).to_be_hidden()
-
+async def sign_in_at_the_idp(page: Page, demo: DemoProcess, button: Locator,
+                             chromium: ChromiumSession) -> None:
     async with page.expect_navigation():
-        await page.locator("#login").click()
+        await button.click()
     assert page.url.startswith(demo.idp_url + "/authorize?"), chromium.describe()
     await expect(page.locator("#dev-banner")).to_contain_text("NOT FOR PRODUCTION")
     await page.locator("#username").fill("alice")
     await page.locator("#password").fill("anything")
-    async with page.expect_navigation():
+    async with page.expect_navigation(url=demo.url + "/"):
         await page.locator("#sign-in").click()
-    assert page.url == demo.url + "/", chromium.describe()
 
-    await expect(page.locator("#user")).to_be_visible()
-    await expect(page.locator("#user-sub")).to_have_text("alice")
-    await expect(page.locator("#status")).to_have_text("Signed in.")
-    await expect(page.locator("#anonymous")).to_be_hidden()
+
+async def expect_state(page: Page, state: str, *texts: str) -> str:
+    """Exactly one session state is shown, with these texts; returns the page's visible text."""
+    await expect(page.locator("body")).to_have_attribute("data-state", state)
+    for other in STATES:
+        locator = page.locator(f"#state-{other}")
+        if other == state:
+            await expect(locator).to_be_visible()
+        else:
+            await expect(locator).to_be_hidden()
+    for text in texts:
+        await expect(page.locator(f"#state-{state}")).to_contain_text(text)
+    visible = await page.locator("body").inner_text()
+    assert visible.lower().count("not signed in") <= 1, visible
+    await assert_no_token(page)
+    return visible
+
+
+async def assert_no_token(page: Page) -> None:
+    """Nothing token-like anywhere in the document, hidden parts (the JSON) included."""
+    everything = await page.evaluate("document.documentElement.outerHTML")
+    assert not JWT_LIKE.search(everything), JWT_LIKE.findall(everything)
+
+
+def write_if_changed(png: bytes, path: Path) -> None:
+    """docs/demo.png is committed: rewrite it only when the rendering changed."""
+    if not path.exists() or path.read_bytes() != png:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+
+
+async def test_demo_page_explains_itself_in_chromium(
+        demo: DemoProcess, chromium: ChromiumSession) -> None:
+    """The demo page as a user sees it, state by state: signed out -> signed in -> API call
+    (the screenshot in the README) -> session ended elsewhere -> log in again -> logged out."""
+    page = chromium.page
+    await page.goto(demo.url + "/")
+    await expect_state(page, "signed-out", "You are not signed in.", "What Log in will do",
+                       "/bff/login")
+    await expect(page.locator("#gateway-panel")).to_be_hidden()
+    await expect(page.locator("#result")).to_be_hidden()
+
+    await sign_in_at_the_idp(page, demo, page.locator("#state-signed-out button.login"),
+                             chromium)
+    await expect_state(page, "signed-in", "Signed in as Alice", "alice", "in 8 h")
     cookie = await chromium.cookie(demo.url, SESSION_COOKIE)
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     remember("session_cookie", cookie["value"])
-    assert SESSION_COOKIE not in await page.evaluate("document.cookie")
+    assert await page.evaluate("document.cookie") == ""
+    panel = page.locator("#gateway-panel")
+    await expect(panel).to_be_visible()
+    await expect(page.locator("#check-httponly")).to_contain_text('document.cookie is ""')
+    await expect(page.locator("#bearer-evidence")).to_contain_text("Call the API")
 
     await page.locator("#call-api").click()
-    await expect(page.locator("#api-result")).to_contain_text("Hello")
-    await expect(page.locator("#api-status")).to_contain_text("GET /api/hello → 200")
-    hello = json.loads(await page.locator("#api-result").inner_text())
-    assert hello["sub"] == "alice" and hello["token_seen"] is True
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+    await expect(page.locator("#api-status")).to_have_text("GET /api/hello → 200 OK")
+    await expect(page.locator("#api-message")).to_have_text("The API says: Hello Alice")
+    await expect(page.locator("#bearer-evidence")).to_contain_text(
+        "The API received Authorization: Bearer eyJ")
+    await expect(page.locator("#bearer-evidence")).to_contain_text(" characters)")
+    await expect(page.locator("#cookie-evidence")).to_have_text(
+        "The API received no Cookie header.")
+    await expect(page.locator("#csrf-evidence")).to_contain_text(
+        "Without it: GET /api/hello → 401 csrf-rejected")
+    await expect(page.locator("#gateway-panel li.done")).to_have_count(4)
+    await expect(page.locator("#api-result")).to_be_hidden()  # the JSON stays folded
+    hello = json.loads(await page.locator("#api-result").text_content() or "")
+    assert hello["sub"] == "alice" and hello["received"]["cookie"] is False
+    assert hello["received"]["x_csrf"] is False
+    assert "authorization" not in hello["headers"]
+    await assert_no_token(page)
+    await page.mouse.move(0, 0)
+    write_if_changed(await page.screenshot(full_page=True, animations="disabled",
+                                           caret="hide"), DOCS_SCREENSHOT)
 
     await page.locator("#post-api").click()
-    await expect(page.locator("#api-status")).to_contain_text("POST /api/echo → 200")
-    echo = json.loads(await page.locator("#api-result").inner_text())
-    assert echo["echo"]["greeting"] == "hello from the SPA"
-    assert echo["headers"].get("origin") in (None, demo.url)
+    await expect(page.locator("#api-status")).to_have_text("POST /api/echo → 200 OK")
+    await expect(page.locator("#api-message")).to_contain_text(
+        'The API echoed: {"greeting":"hello from the SPA"')
+
+    # Ended elsewhere: an operator revokes alice's sessions on the admin listener.
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as admin:
+        revoked = await admin.delete(f"{demo.admin_url}/admin/sessions",
+                                     params={"sub": "alice"})
+    assert revoked.status_code == 200 and revoked.json()["revoked"] >= 1, revoked.text
+    await page.locator("#call-api").click()
+    await expect_state(page, "ended", "Your session has ended.",
+                       "GET /api/hello → 401 not-authenticated", "Log in")
+    await expect(page.locator("#gateway-panel")).to_be_hidden()
+    await expect(page.locator("#result")).to_be_hidden()
+
+    await sign_in_at_the_idp(page, demo, page.locator("#state-ended button.login"), chromium)
+    await expect_state(page, "signed-in", "Signed in as Alice")
 
     href = await page.locator("#logout").get_attribute("href")
     assert href and href.startswith("/bff/logout?sid="), href
-    async with page.expect_navigation(url=demo.url + "/**"):
+    async with page.expect_navigation(url=demo.url + "/"):
         await page.locator("#logout").click()
-    await expect(page.locator("#login")).to_be_visible()
-    await expect(page.locator("#user")).to_be_hidden()
-    await expect(page.locator("#status")).to_have_text("Not signed in.")
+    visible = await expect_state(page, "logged-out", "You logged out.", "Log in")
+    assert "not signed in" not in visible.lower()
     assert await chromium.cookie(demo.url, SESSION_COOKIE) is None
+
+    await page.reload()  # a fresh look at the same tab: simply signed out
+    await expect_state(page, "signed-out", "You are not signed in.")
 
     # Everything stayed on this machine, the page's strict CSP held, no script error.
     assert not chromium.blocked, chromium.describe()

@@ -22,6 +22,7 @@ from bffgate.demo._jwks import JwksCache, JwksUnavailableError
 ALGORITHMS = ("ES256",)
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 MAX_ECHO_BYTES = 64 * 1024
+SHOWN_CHARS = 6  # of the bearer token, in the demo's report of what arrived
 
 
 def _error(status: int, error: str, description: str) -> JSONResponse:
@@ -33,6 +34,25 @@ def _error(status: int, error: str, description: str) -> JSONResponse:
     )
 
 
+def masked_bearer(token: str) -> dict[str, Any]:
+    """What the demo may show of the token it received: the scheme, the first characters
+    (a JWT's start is its base64 header, ``eyJ...``) and the length; never the token."""
+    return {"scheme": "Bearer", "start": token[:SHOWN_CHARS] if len(token) >= 24 else "",
+            "length": len(token)}
+
+
+def what_arrived(request: Request, token: str) -> dict[str, Any]:
+    """The few request facts that show what the gateway did on the way here."""
+    return {
+        "authorization": masked_bearer(token),
+        "cookie": "cookie" in request.headers,
+        "x_csrf": "x-csrf" in request.headers,
+        "x_forwarded_for": request.headers.get("x-forwarded-for"),
+        "x_forwarded_proto": request.headers.get("x-forwarded-proto"),
+        "x_forwarded_host": request.headers.get("x-forwarded-host"),
+    }
+
+
 def received_headers(request: Request) -> dict[str, str]:
     """Request headers minus Authorization; a Cookie is reported but its value is hidden."""
     seen: dict[str, str] = {}
@@ -42,6 +62,11 @@ def received_headers(request: Request) -> dict[str, str]:
         shown = "(present, value hidden)" if name == "cookie" else value
         seen[name] = f"{seen[name]}, {shown}" if name in seen else shown
     return seen
+
+
+def _bearer(request: Request) -> tuple[str, str]:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme, token.strip()
 
 
 class _HttpClient:
@@ -80,8 +105,7 @@ class _DemoApi:
         self.leeway = leeway
 
     async def authenticate(self, request: Request) -> dict[str, Any] | Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
+        scheme, token = _bearer(request)
         if scheme.lower() != "bearer" or not token:
             return _error(401, "invalid_request", "a Bearer access token is required")
         try:
@@ -115,6 +139,9 @@ class _DemoApi:
         return {
             "sub": claims["sub"],
             "token_seen": True,
+            # Checked in authenticate(): signature (key from the IdP's JWKS), typ, iss, exp.
+            "token_check": {"alg": ALGORITHMS[0], "iss": claims["iss"]},
+            "received": what_arrived(request, _bearer(request)[1]),
             "method": request.method,
             "path": request.url.path,
             "headers": received_headers(request),

@@ -52,6 +52,38 @@ async def test_hello_with_a_valid_token(flow: Flow, api: httpx.AsyncClient) -> N
     assert "cookie" not in body["headers"]
 
 
+async def test_the_report_shows_a_masked_bearer_never_the_token(
+    flow: Flow, api: httpx.AsyncClient
+) -> None:
+    token = (await flow.tokens())["access_token"]
+    response = await api.get(
+        "/api/hello",
+        headers={**bearer(token), "X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"},
+    )
+    assert response.status_code == 200, response.text
+    received = response.json()["received"]
+    assert received["authorization"] == {"scheme": "Bearer", "start": token[:6],
+                                         "length": len(token)}
+    assert received["cookie"] is False and received["x_csrf"] is False
+    assert received["x_forwarded_for"] == "10.1.2.3"
+    assert received["x_forwarded_proto"] == "https"
+    assert token not in response.text
+    assert token[6:26] not in response.text
+    assert token.split(".")[2] not in response.text
+    assert response.json()["token_check"] == {"alg": "ES256", "iss": flow.issuer}
+
+
+async def test_the_report_says_when_a_cookie_or_x_csrf_arrived(
+    flow: Flow, api: httpx.AsyncClient
+) -> None:
+    token = (await flow.tokens())["access_token"]
+    response = await api.get(
+        "/api/hello", headers={**bearer(token), "Cookie": "a=b", "X-CSRF": "1"}
+    )
+    received = response.json()["received"]
+    assert received["cookie"] is True and received["x_csrf"] is True
+
+
 async def test_a_cookie_that_reaches_the_api_is_reported_but_not_echoed(
     flow: Flow, api: httpx.AsyncClient
 ) -> None:

@@ -24,12 +24,24 @@ async def test_index_is_served_with_the_elements_the_browser_test_uses() -> None
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
-    for element_id in ("login", "user", "call-api", "post-api", "api-result", "logout"):
+    for element_id in ("state-loading", "state-signed-out", "state-signed-in", "state-ended",
+                       "state-logged-out", "call-api", "post-api", "api-result", "logout",
+                       "gateway-panel", "document-cookie", "bearer-evidence",
+                       "cookie-evidence", "csrf-evidence"):
         assert f'id="{element_id}"' in html
+    assert html.count('class="login"') == 3  # signed out, session ended, logged out
     assert "bffgate demo — not for production" in html
     assert "/bff/user" in html
     assert "'X-CSRF': '1'" in html or '"X-CSRF": "1"' in html
     assert "/bff/login?returnUrl=/" in html
+    assert html.lower().count("not signed in") == 1
+
+
+async def test_page_has_a_flow_diagram_and_no_inline_handlers() -> None:
+    html = (await get_index()).text
+    assert '<svg class="flow"' in html and 'role="img"' in html
+    assert not re.search(r"\son[a-z]+\s*=", html)  # no onclick= etc. (the CSP forbids them)
+    assert "style=" not in html  # no style attributes either: only the hashed <style> block
 
 
 async def test_page_loads_nothing_from_elsewhere() -> None:
