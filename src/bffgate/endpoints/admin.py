@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 from starlette.requests import Request
@@ -11,6 +12,8 @@ from bffgate.endpoints.deps import Deps
 from bffgate.errors import Forbidden, GatewayError
 from bffgate.oidc.errors import OidcError
 from bffgate.session.service import revoke_sessions
+
+IDP_PROBE_TIMEOUT = 1.0  # seconds; below any sane readiness-probe timeout (the chart's: 3 s)
 
 
 def _check_token(request: Request, deps: Deps) -> None:
@@ -27,21 +30,38 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Readiness = this replica can serve the sessions it is sent: Redis answers.
+
+    The IdP is probed live (not the cached metadata) and reported, but does not decide:
+    while it is down, every replica still serves existing sessions with their current
+    access tokens, and an unready replica would only turn that into connection errors
+    (README "Operations"). Both checks run at once, the IdP's bounded by IDP_PROBE_TIMEOUT
+    so that a hanging IdP never makes the probe itself time out."""
     deps: Deps = request.app.state.deps
-    checks: dict[str, str] = {}
+    store, idp = await asyncio.gather(_store_status(deps), _idp_status(deps))
+    ready = store == "ok"
+    return JSONResponse({"status": "ok" if ready else "unavailable",
+                         "checks": {"store": store, "idp_metadata": idp}},
+                        status_code=200 if ready else 503,
+                        headers={"Cache-Control": "no-store"})
+
+
+async def _store_status(deps: Deps) -> str:
     try:
         await deps.sessions.store.ping()
-        checks["store"] = "ok"
     except GatewayError:
-        checks["store"] = "unavailable"
+        return "unavailable"
+    return "ok"
+
+
+async def _idp_status(deps: Deps) -> str:
     try:
-        await deps.oidc.metadata()
-        checks["idp_metadata"] = "ok"
+        await asyncio.wait_for(deps.oidc.discovery.probe(), IDP_PROBE_TIMEOUT)
+    except TimeoutError:
+        return "timeout"
     except OidcError as exc:
-        checks["idp_metadata"] = exc.reason
-    ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                        status_code=200 if ok else 503)
+        return exc.reason  # idp_unavailable | idp_misconfigured
+    return "ok"
 
 
 async def metrics(request: Request) -> Response:

@@ -122,6 +122,13 @@ class Discovery:
             self._meta_at = self._clock.now()
             return self._meta
 
+    async def probe(self) -> None:
+        """Fetch and check the discovery document now, past the cache (which stays as it
+        is): for reporting whether the IdP answers. Raises ProviderUnavailable or
+        ProviderMisconfigured."""
+        url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
+        ProviderMetadata.parse(await fetch_json(self._http, url), self._issuer)
+
     async def keys(self, kid: str | None = None) -> KeySet:
         """The JWKS; refetched when expired, or when ``kid`` is unknown (rate-limited)."""
         now = self._clock.now()
