@@ -56,6 +56,17 @@ class PathRejected(BadRequest):
 
 class CsrfRejected(GatewayError):
     status, slug, title = 401, "csrf-rejected", "Anti-forgery check failed"
+    # The detail names what to send, so a developer sees the fix in the network tab.
+    DETAILS = {
+        "csrf_header_missing":
+            "missing or invalid X-CSRF header: send `X-CSRF: 1` on every API call",
+        "origin_mismatch":
+            "the Origin header is not this gateway's origin (server.public_url): call the "
+            "API from the page the gateway serves",
+    }
+
+    def __init__(self, detail: str | None = None, *, reason: str | None = None) -> None:
+        super().__init__(detail or self.DETAILS.get(reason or ""), reason=reason)
 
 
 class NotAuthenticated(GatewayError):

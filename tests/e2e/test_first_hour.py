@@ -178,3 +178,18 @@ def test_demo_prints_its_admin_url() -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+# --- a call without X-CSRF says which header to send --------------------------------------------
+
+
+async def test_missing_csrf_header_names_the_header(browser) -> None:
+    """The 401 for a forgotten X-CSRF says what to send, on /bff/user and on an API route,
+    and its type is csrf-rejected (which the README's snippet does not answer with a login)."""
+    for path in ("/bff/user", "/api/orders"):
+        r = await browser.get(path)
+        assert r.status_code == 401
+        problem = r.json()
+        assert problem["type"] == "https://bffgate.dev/problems/csrf-rejected"
+        assert problem["detail"] == (
+            "missing or invalid X-CSRF header: send `X-CSRF: 1` on every API call")
