@@ -104,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.server.admin_listen:
             apps.append((gw.admin, settings.server.admin_listen))
         try:
-            await serve_all(apps, on_started=lambda: log.info(
+            await serve_all(apps, http_parser=settings.server.http_parser, on_started=lambda: log.info(
                 "gateway.started", listen=settings.server.listen,
                 admin_listen=settings.server.admin_listen, public_url=settings.server.public_url,
                 routes=len(settings.routes), store=settings.session.store,

@@ -48,6 +48,9 @@ class ServerSettings:
     admin_token: Secret = field(default_factory=lambda: Secret(""))
     trusted_proxies: tuple[str, ...] = ()
     max_body_size: int = 10 * 1024 * 1024
+    # auto: httptools when installed (the image, the speed extra), else h11. Either way the
+    # same framing policy applies (bffgate.framing, bffgate.http_protocol).
+    http_parser: Literal["auto", "h11", "httptools"] = "auto"
 
 
 @dataclass(frozen=True)

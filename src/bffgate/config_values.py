@@ -39,6 +39,7 @@ class Secret:
 ENUMS: dict[str, tuple[str, ...]] = {
     "oidc.client_auth": ("client_secret_basic", "client_secret_post", "private_key_jwt", "none"),
     "session.store": ("redis", "memory"),
+    "server.http_parser": ("auto", "h11", "httptools"),
     "cookie.same_site": ("strict", "lax"),
     "log.format": ("json", "console"),
     "log.level": ("debug", "info", "warning", "error"),

@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from bffgate.http_protocol import protocol_class
+
 
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to ``serve_all``."""
@@ -32,18 +34,15 @@ def run(main: Any) -> Any:
         return runner.run(main)
 
 
-def _config(app: Any, listen: str, *, graceful: float) -> uvicorn.Config:
+def _config(app: Any, listen: str, *, graceful: float, http_parser: str) -> uvicorn.Config:
     kwargs: dict[str, Any] = {
         "lifespan": "off", "access_log": False, "server_header": False,
         "date_header": True, "timeout_graceful_shutdown": graceful, "log_config": None,
         "proxy_headers": False, "timeout_keep_alive": 30, "interface": "asgi3",
+        # Our subclasses of uvicorn's protocols: every framing error gets a problem+json
+        # answer (bffgate.http_protocol). No WebSocket: no route speaks it.
+        "http": protocol_class(http_parser), "ws": "none",
     }
-    try:
-        import httptools  # noqa: F401
-
-        kwargs["http"] = "httptools"
-    except ImportError:
-        kwargs["http"] = "h11"
     if listen.startswith("unix:"):
         return uvicorn.Config(app, uds=listen[5:], **kwargs)
     host, _, port = listen.rpartition(":")
@@ -51,8 +50,11 @@ def _config(app: Any, listen: str, *, graceful: float) -> uvicorn.Config:
 
 
 async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = 20.0,
-                    on_started: Any = None) -> None:
-    servers = [_Server(_config(app, listen, graceful=graceful)) for app, listen in apps]
+                    on_started: Any = None, http_parser: str = "auto") -> None:
+    """``http_parser`` is ``server.http_parser``: auto (httptools when installed), h11 or
+    httptools."""
+    servers = [_Server(_config(app, listen, graceful=graceful, http_parser=http_parser))
+               for app, listen in apps]
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

@@ -4,7 +4,9 @@
 pool is several times faster than httpcore's under concurrency. ``HttpxUpstream`` stays
 for comparison in bench/. Both stream the request body in and the response body out,
 never follow redirects, never decompress (bytes pass through as the upstream sent them),
-and turn transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``.
+and turn transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``. Both send
+exactly the Content-Length they forward or abort the request; aiohttp's pooled connection is
+reused only after a request sent whole and a response read whole.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Protocol
 import aiohttp
 import httpx
 
-from bffgate.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from bffgate.errors import BadRequest, GatewayError, UpstreamTimeout, UpstreamUnavailable
+from bffgate.proxy.headers import declared_length
 
 
 class UpstreamResponse(Protocol):
@@ -35,32 +38,60 @@ class UpstreamClient(Protocol):
     async def close(self) -> None: ...
 
 
-class _BodyFailure:
-    """Remembers a GatewayError raised while reading the client's body (e.g. too large,
-    client gone), because HTTP clients wrap such errors into their own transport errors."""
+class _OutgoingBody:
+    """The request body on its way to the upstream, counted against the Content-Length it
+    is forwarded with: the gateway never sends a length it has not verified against the
+    bytes it sends (RFC 9112 §6.2; a body shorter than its length leaves the upstream
+    connection owing bytes, and the next request on it is read from the wrong offset).
 
-    def __init__(self) -> None:
+    A mismatch, or a GatewayError raised while reading the client's body (too large, client
+    gone), aborts the upload; ``error`` keeps it, because HTTP clients wrap such errors into
+    their own transport errors. ``whole`` says the body went out complete.
+    """
+
+    def __init__(self, body: AsyncIterator[bytes] | None,
+                 headers: list[tuple[bytes, bytes]]) -> None:
         self.error: GatewayError | None = None
+        try:
+            self._declared = declared_length(headers)
+        except ValueError:
+            raise BadRequest("invalid Content-Length",
+                             reason="framing:bad_content_length") from None
+        if body is None and self._declared:
+            raise BadRequest("Content-Length without a body",
+                             reason="framing:body_length_mismatch")
+        self._body = body
+        self.whole = body is None
 
-    def wrap(self, body: AsyncIterator[bytes] | None) -> AsyncIterator[bytes] | None:
-        if body is None:
-            return None
+    def chunks(self) -> AsyncIterator[bytes] | None:
+        return None if self._body is None else self._counted(self._body)
 
-        async def guarded() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in body:
-                    yield chunk
-            except GatewayError as exc:
-                self.error = exc
-                raise
+    async def _counted(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        sent, declared = 0, self._declared
+        try:
+            async for chunk in body:
+                sent += len(chunk)
+                if declared is not None and sent > declared:
+                    raise self._mismatch("longer")
+                yield chunk
+            if declared is not None and sent != declared:
+                raise self._mismatch("shorter")
+        except GatewayError as exc:
+            self.error = exc
+            raise
+        self.whole = True
 
-        return guarded()
+    @staticmethod
+    def _mismatch(how: str) -> BadRequest:
+        return BadRequest(f"the request body is {how} than its Content-Length",
+                          reason="framing:body_length_mismatch")
 
 
 class _AiohttpResponse:
-    def __init__(self, resp: aiohttp.ClientResponse, timeout: float) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, sent: _OutgoingBody) -> None:
         self._resp = resp
-        self._timeout = timeout
+        self._sent = sent
+        self._read_whole = False
         self.status = resp.status
         self.headers = [(k.lower(), v) for k, v in resp.raw_headers]
 
@@ -72,9 +103,16 @@ class _AiohttpResponse:
             raise UpstreamTimeout(reason="upstream_read_timeout") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(reason="upstream_read_error") from exc
+        self._read_whole = True
 
     async def close(self) -> None:
-        self._resp.release()
+        # Back to the pool only when both messages went through whole; otherwise the
+        # connection is in an unknown place of the byte stream (an upstream that answered
+        # before reading the body, a response cut short) and is closed, never reused.
+        if self._read_whole and self._sent.whole:
+            self._resp.release()
+        else:
+            self._resp.close()
 
 
 class AiohttpUpstream:
@@ -91,10 +129,10 @@ class AiohttpUpstream:
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
                    body: AsyncIterator[bytes] | None, timeout: float) -> _AiohttpResponse:
         hdrs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-        failure = _BodyFailure()
+        outgoing = _OutgoingBody(body, headers)
         try:
             resp = await self._session.request(
-                method, url, headers=hdrs, data=failure.wrap(body), allow_redirects=False,
+                method, url, headers=hdrs, data=outgoing.chunks(), allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, timeout),
                                               sock_read=timeout),
                 compress=None, chunked=None,
@@ -102,10 +140,10 @@ class AiohttpUpstream:
         except GatewayError:
             raise
         except TimeoutError as exc:
-            raise failure.error or UpstreamTimeout(reason="upstream_timeout") from exc
+            raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise failure.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
-        return _AiohttpResponse(resp, timeout)
+            raise outgoing.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
+        return _AiohttpResponse(resp, outgoing)
 
     async def close(self) -> None:
         await self._session.close()
@@ -144,17 +182,17 @@ class HttpxUpstream:
 
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
                    body: AsyncIterator[bytes] | None, timeout: float) -> _HttpxResponse:
-        failure = _BodyFailure()
-        req = self._client.build_request(method, url, headers=headers, content=failure.wrap(body),
+        outgoing = _OutgoingBody(body, headers)
+        req = self._client.build_request(method, url, headers=headers, content=outgoing.chunks(),
                                          timeout=httpx.Timeout(timeout, connect=5.0))
         try:
             resp = await self._client.send(req, stream=True)
         except GatewayError:
             raise
         except httpx.TimeoutException as exc:
-            raise failure.error or UpstreamTimeout(reason="upstream_timeout") from exc
+            raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from exc
         except httpx.HTTPError as exc:
-            raise failure.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
+            raise outgoing.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
         return _HttpxResponse(resp)
 
     async def close(self) -> None:

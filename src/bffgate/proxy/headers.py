@@ -34,6 +34,7 @@ RESPONSE_DROP = HOP_BY_HOP | frozenset({
 })
 _TRACEPARENT = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")  # fullmatch: '$' allows \n
 _ZERO_TRACE_ID, _ZERO_PARENT_ID = b"0" * 32, b"0" * 16
+_DIGITS = re.compile(rb"[0-9]{1,18}")  # fullmatch
 
 
 def _valid_traceparent(value: bytes) -> bool:
@@ -73,6 +74,19 @@ def upstream_request_headers(
     out.append((b"traceparent", traceparent if traceparent and _valid_traceparent(traceparent)
                 else new_traceparent()))
     return out
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The request's Content-Length, or None when it has none (its body then goes out
+    chunked). ValueError for a second Content-Length or one that is not 1*DIGIT: the edge
+    refuses those first, this keeps the forwarder from ever trusting one."""
+    values = [v for k, v in headers if k.lower() == b"content-length"]
+    if not values:
+        return None
+    if len(values) > 1 or _DIGITS.fullmatch(values[0]) is None:
+        msg = "ambiguous or malformed Content-Length"
+        raise ValueError(msg)
+    return int(values[0])
 
 
 def new_traceparent() -> bytes:

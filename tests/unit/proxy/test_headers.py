@@ -9,6 +9,7 @@ import pytest
 
 from bffgate.proxy.headers import (
     HOP_BY_HOP,
+    declared_length,
     downstream_response_headers,
     incoming_traceparent,
     new_traceparent,
@@ -255,3 +256,40 @@ def test_response_passes_ordinary_headers_through() -> None:
                (b"content-length", b"2"), (b"x-app", b"1"), (b"location", b"/api/orders/1")]
     out = downstream_response_headers(headers, request_id="r")
     assert out[: len(headers)] == headers
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ([], None),
+    ([(b"content-type", b"text/plain")], None),
+    ([(b"Content-Length", b"0")], 0),
+    ([(b"content-length", b"1234")], 1234),
+])
+def test_declared_length(headers, expected) -> None:
+    assert declared_length(headers) == expected
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param([(b"content-length", b"5"), (b"content-length", b"5")], id="twice"),
+    pytest.param([(b"content-length", b"5, 5")], id="list"),
+    pytest.param([(b"content-length", b"+5")], id="signed"),
+    pytest.param([(b"content-length", b" 5")], id="padded"),
+    pytest.param([(b"content-length", b"")], id="empty"),
+    pytest.param([(b"content-length", b"9" * 19)], id="huge"),
+])
+def test_declared_length_refuses_what_it_cannot_verify(headers) -> None:
+    """The forwarder counts the body against this number; an ambiguous one is never used."""
+    with pytest.raises(ValueError, match="Content-Length"):
+        declared_length(headers)
+
+
+def test_framing_headers_never_forwarded_but_content_length_is() -> None:
+    """Transfer-Encoding and Upgrade describe the client's hop only; Content-Length is sent
+    on, and the forwarder verifies it against the bytes it sends."""
+    out = upstream_request_headers(
+        [(b"content-length", b"5"), (b"transfer-encoding", b"chunked"), (b"upgrade", b"foo"),
+         (b"te", b"trailers")],
+        bearer=None, client_ip="203.0.113.7", proto="https", host="app.example.com",
+        request_id="req-gw-1", traceparent=None)
+    names = [k for k, _ in out]
+    assert (b"content-length", b"5") in out
+    assert not {b"transfer-encoding", b"upgrade", b"te"} & set(names)
