@@ -9,7 +9,7 @@ import html
 import re
 import secrets
 import time
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -244,10 +244,30 @@ async def _check_redirect_uri(settings: Settings, gw: Gateway, meta: ProviderMet
         report.fail(what, meta.authorization_endpoint,
                     f"the IdP refused the authorization request (HTTP {resp.status_code}"
                     f"{': ' + page if page else ''})", fix)
+    elif await _refuses_other_redirect_uris(gw, url, redirect_uri, resp.status_code):
+        report.ok(what, f"accepted by the IdP (HTTP {resp.status_code}, while a made-up "
+                  "redirect URI is refused)")
     else:
         report.note(what, f"cannot tell: the authorization endpoint answered HTTP "
                     f"{resp.status_code} without a redirect; log in once through the gateway "
                     "to check")
+
+
+async def _refuses_other_redirect_uris(gw: Gateway, url: str, redirect_uri: str,
+                                       status: int) -> bool:
+    """An IdP that shows its login page (200) instead of redirecting to it: ask again with a
+    redirect URI no one registered; a 4xx for that one, and not for ours, tells them apart."""
+    parts = urlsplit(url)
+    query = [(k, v + "/bffgate-doctor-unregistered" if k == "redirect_uri" else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    if not any(k == "redirect_uri" for k, _ in query) or redirect_uri.endswith("-unregistered"):
+        return False
+    try:
+        probe = await gw.idp_http.get(urlunsplit(parts._replace(query=urlencode(query))),
+                                      follow_redirects=False)
+    except httpx.HTTPError:
+        return False
+    return 400 <= probe.status_code < 500 and not 400 <= status < 500
 
 
 def _page_text(resp: httpx.Response) -> str:

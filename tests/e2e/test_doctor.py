@@ -139,3 +139,66 @@ def test_localhost_is_not_127_0_0_1(tmp_path, gw_ports, idp: OidcProviderProcess
         f"[FAIL] IdP discovery: {issuer}/.well-known/openid-configuration (oidc.issuer): the "
         f"IdP calls itself '{idp.issuer}', the config says '{issuer}'; set oidc.issuer = "
         f"'{idp.issuer}' exactly (localhost and 127.0.0.1 differ, and so does a trailing slash)"]
+
+
+@pytest.fixture(scope="module")
+def dev_idp(tmp_path_factory) -> Any:
+    """`bffgate demo --idp-only` (the built-in dev IdP, no PAR, a login page answered with
+    200) and the serve config it writes."""
+    import signal
+
+    port, gw_port = free_port(), free_port()
+    config = tmp_path_factory.mktemp("dev-idp") / "dev-idp.toml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bffgate", "demo", "--idp-only", "--port", str(port),
+         "--redirect-uri", f"http://localhost:{gw_port}/bff/callback",
+         "--write-config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env())
+    assert proc.stderr is not None
+    try:
+        for _ in range(200):
+            line = proc.stderr.readline()
+            if not line or "dev identity provider is running" in line:
+                break
+        assert config.exists(), "the dev IdP did not write its config"
+        yield config, gw_port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _doctor_env(config: Path, **env: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "bffgate", "doctor", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60, env=child_env(env))
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_dev_idp_redirect_uri_told_apart_without_par(dev_idp) -> None:
+    """An IdP without PAR that shows its login page (200): doctor compares with a made-up
+    redirect URI, which the dev IdP refuses (400), so ours is known to be registered."""
+    config, gw_port = dev_idp
+    lines = _doctor_env(config)
+    assert lines[-1] == "all checks passed", lines
+    assert (f"[ok] redirect URI http://localhost:{gw_port}/bff/callback: accepted by the IdP "
+            "(HTTP 200, while a made-up redirect URI is refused)") in lines
+
+
+def test_dev_idp_wrong_redirect_uri(dev_idp) -> None:
+    """The gateway moved to another port: the dev IdP's error page is quoted."""
+    config, _ = dev_idp
+    other = free_port()
+    lines = _doctor_env(config, BFFGATE_SERVER__PUBLIC_URL=f"http://localhost:{other}")
+    found = fails(lines)
+    uri = f"http://localhost:{other}/bff/callback"
+    assert len(found) == 1, lines
+    assert found[0].startswith(f"[FAIL] redirect URI {uri}: ")
+    assert "the IdP refused the authorization request (HTTP 400: " in found[0]
+    assert "redirect_uri is not registered" in found[0]
+    assert found[0].endswith(f"; register exactly {uri} as a redirect URI of client "
+                             "'bffgate-dev' at the IdP, or fix server.public_url / "
+                             "oidc.redirect_path")
