@@ -32,7 +32,7 @@ from bffgate.errors import GatewayError, MethodNotAllowed, RouteNotFound
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
 from bffgate.oidc.discovery import Discovery
-from bffgate.oidc.errors import GrantRejected, IdTokenInvalid, OidcError
+from bffgate.oidc.errors import IdTokenInvalid, OidcError, TokenRejected
 from bffgate.problems import problem_parts
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
@@ -120,7 +120,10 @@ class Gateway:
         was just given when a check fails; for the session that grant is refused for good."""
         try:
             t = await self.oidc.refresh(refresh_token, sub=sub)
-        except GrantRejected as exc:
+        except TokenRejected as exc:
+            # A definitive OAuth answer (RFC 6749 5.2: invalid_grant, invalid_scope, ... or
+            # a 200 that is no usable token response); retrying can't help, and treating it
+            # as an outage would leave the user with 503s until the session times out.
             raise RefreshRejectedError(exc.error) from exc
         except IdTokenInvalid as exc:
             raise RefreshRejectedError(f"id_token_invalid:{exc.check}") from exc
