@@ -45,3 +45,9 @@ def test_verify_keys_follow_the_secret_key_length_rule(keys: list[str], message:
     with pytest.raises(ConfigError) as info:
         _load({"verify_keys": keys})
     assert message in info.value.messages
+
+
+def test_verify_keys_from_one_environment_variable() -> None:
+    """BFFGATE_COOKIE__VERIFY_KEYS (how the Helm chart's extraEnv passes them): a JSON array."""
+    s = _load({}, {"BFFGATE_COOKIE__VERIFY_KEYS": f'["{NEW}"]'})
+    assert [k.get() for k in s.cookie.verify_keys] == [NEW]
