@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from bffgate.http_protocol import protocol_class
+from bffgate.listeners import check_listeners
 
 
 class _Server(uvicorn.Server):
@@ -53,6 +54,9 @@ async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = 20.0,
                     on_started: Any = None, http_parser: str = "auto") -> None:
     """``http_parser`` is ``server.http_parser``: auto (httptools when installed), h11 or
     httptools."""
+    # A busy port raises ListenerUnavailable here (one line from the CLI), not uvicorn's
+    # startup traceback; the CLI checks before starting too, this closes the gap since.
+    check_listeners(listen for _, listen in apps)
     servers = [_Server(_config(app, listen, graceful=graceful, http_parser=http_parser))
                for app, listen in apps]
     loop = asyncio.get_running_loop()

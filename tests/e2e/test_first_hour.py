@@ -193,3 +193,18 @@ async def test_missing_csrf_header_names_the_header(browser) -> None:
         assert problem["type"] == "https://bffgate.dev/problems/csrf-rejected"
         assert problem["detail"] == (
             "missing or invalid X-CSRF header: send `X-CSRF: 1` on every API call")
+
+
+async def test_serve_all_checks_its_listeners_too() -> None:
+    """A port taken after the CLI's check (e.g. while the gateway warmed up) still becomes
+    ListenerUnavailable, not uvicorn's startup traceback."""
+    from bffgate.listeners import ListenerUnavailable
+    from bffgate.server import serve_all
+
+    async def app(scope, receive, send) -> None:  # never called
+        raise AssertionError
+
+    port = free_port()
+    with occupied(port), pytest.raises(ListenerUnavailable) as info:
+        await serve_all([(app, f"127.0.0.1:{port}")])
+    assert info.value.in_use and info.value.problem == f"port {port} is in use"
