@@ -143,6 +143,11 @@ class AiohttpUpstream:
             raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise outgoing.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
+        except ValueError as exc:
+            # aiohttp refuses to write what the client sent (a control character in a header
+            # value, which h11 lets through): the client's request is bad, not the gateway.
+            raise BadRequest("the request cannot be forwarded as sent (a control character "
+                             "in a header value?)", reason="unsendable_request") from exc
         return _AiohttpResponse(resp, outgoing)
 
     async def close(self) -> None:

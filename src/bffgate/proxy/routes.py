@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 _BAD_ENCODED = re.compile(r"%(2[fF]|5[cC]|2[eE]|00)|%25[0-9a-fA-F]{2}")
+_MAX_DECODES = 4  # percent-decodings examined for a hidden escape
 _CONTROL = re.compile(r"[\x00-\x20\x7f\\]")  # raw path: no space either (RFC 9112)
 # After decoding, an encoded space (%20) is ordinary path data; controls still are not.
 _DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -47,6 +48,21 @@ class Route:
         return f"{parts.scheme}://{parts.netloc}"
 
 
+def _escape_after_decoding(raw_path: str) -> bool:
+    """True when a hop that decodes again would find a refused escape: ``%25%32%65`` is
+    ``%2e`` once decoded and ``.`` twice (and aiohttp's URL normalisation, ``%32`` -> ``2``,
+    even forwards it as ``%252e``). A path still changing after a few decodings counts too."""
+    form = raw_path
+    for _ in range(_MAX_DECODES):
+        decoded = unquote(form)
+        if decoded == form:
+            return False
+        if _BAD_ENCODED.search(decoded):
+            return True
+        form = decoded
+    return True
+
+
 def check_path(raw_path: str) -> str:
     """Validate a raw request path; return it unchanged or raise PathNotAllowed."""
     if not raw_path.startswith("/"):
@@ -55,7 +71,7 @@ def check_path(raw_path: str) -> str:
         raise PathNotAllowed("too_long")
     if _CONTROL.search(raw_path):
         raise PathNotAllowed("control_or_backslash")
-    if _BAD_ENCODED.search(raw_path):
+    if _BAD_ENCODED.search(raw_path) or _escape_after_decoding(raw_path):
         raise PathNotAllowed("encoded_separator_or_dot")
     decoded = unquote(raw_path)
     if _DECODED_CONTROL.search(decoded):

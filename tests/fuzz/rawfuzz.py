@@ -1,0 +1,458 @@
+"""Raw-socket fuzzer against a live ``bffgate serve`` (real redis-server, the oidc-provider
+test IdP, a recording upstream), all on 127.0.0.1.
+
+Pass criteria, per input: no 5xx from the gateway (the upstream never errors, so none is
+excused), the gateway process never dies, no hang beyond the configured timeouts, the
+upstream never sees a path outside its route's prefix (in any decoding) nor a request the
+client got no upstream answer for (a smuggled or 4xx-answered request), and no secret (the
+session's tokens, the client secret, the cookie key) in any response. Inputs the issue
+requires to be refused must get a 4xx and never reach the upstream.
+
+    python3 -m tests.fuzz.rawfuzz --inputs 100000 --seed 7      # from the checkout root
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TESTS = Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:  # run as a script: the test suite's helpers
+    sys.path.insert(0, str(TESTS))
+
+import h11  # noqa: E402
+import httpx  # noqa: E402
+
+from fuzz.pathcheck import escape_in  # noqa: E402
+from fuzz.rawgen import FAMILY_NAMES, Case, Context, Gen  # noqa: E402
+from support.browser import Browser  # noqa: E402
+from support.e2e import (  # noqa: E402
+    CLIENT_ID,
+    CLIENT_SECRET,
+    COOKIE_KEY,
+    client_meta,
+    login,
+    read_session_tokens,
+)
+from support.gateway import GatewayProcess, gateway_config, new_ports  # noqa: E402
+from support.idp import OidcProviderProcess  # noqa: E402
+from support.redis import RedisServer  # noqa: E402
+from support.upstream import EchoUpstream  # noqa: E402
+
+ROUTE_TIMEOUT = 2.0  # every route's upstream timeout, and the IdP's http_timeout
+HANG_LIMIT = 2.5 * ROUTE_TIMEOUT  # no answer (or close) after this long is a hang
+UPSTREAM_BASES = ("/api", "/pub", "/opt")  # what each route may reach at the upstream
+MARK = "x-fuzz-upstream"  # set by the recording upstream on every answer
+
+
+class RecordingUpstream(EchoUpstream):
+    """The e2e echo upstream, made fuzz-proof: every request is recorded and answered 200
+    (it never errors, so any 5xx is the gateway's), and TRACE/TRACK are echoed back the way
+    RFC 9110 9.3.8 says, headers and all: a bearer forwarded on them comes back."""
+
+    aborted = 0
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                self.aborted += 1  # the gateway gave up mid-body: nothing was run
+                return
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        path = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+        self.seen.append({"method": scope["method"], "path": path, "headers": headers,
+                          "body_sha256": hashlib.sha256(body).hexdigest(),
+                          "body_len": len(body)})
+        if scope["method"] in ("TRACE", "TRACK"):
+            echo = f"{scope['method']} {path} HTTP/1.1\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in headers)
+            payload, ctype = echo.encode("latin-1"), b"message/http"
+        else:
+            payload = json.dumps({"path": path, "body_len": len(body)}).encode()
+            ctype = b"application/json"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", ctype), (MARK.encode(), b"1")]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+@dataclass(repr=False)
+class Stack:
+    """redis-server + oidc-provider + recording upstream + ``bffgate serve``, and a session."""
+
+    redis: RedisServer
+    idp: OidcProviderProcess
+    upstream: RecordingUpstream
+    gateway: GatewayProcess
+    secrets: dict[str, str] = field(default_factory=dict)
+    session_cookie: str = ""
+
+    @classmethod
+    def start(cls, **server: Any) -> Stack:
+        port, admin = new_ports()
+        redis = RedisServer().start()
+        idp = OidcProviderProcess([client_meta(port)], access_token_ttl=6 * 3600)
+        upstream = RecordingUpstream()
+        try:
+            idp.start()
+            upstream.start()
+            config = gateway_config(
+                port=port, admin_port=admin, issuer=idp.issuer, client_id=CLIENT_ID,
+                client_secret=CLIENT_SECRET, redis_url=redis.url, upstream=upstream.url,
+                cookie_key=COOKIE_KEY, server={"max_body_size": "64KiB", **server},
+                oidc={"http_timeout": ROUTE_TIMEOUT},
+                session={"idle_timeout": "8h", "refresh_ahead": 60},
+                routes=[
+                    {"prefix": "/api", "upstream": upstream.url, "token": "user",
+                     "timeout": ROUTE_TIMEOUT},
+                    {"prefix": "/public", "upstream": upstream.url + "/pub", "token": "none",
+                     "strip_prefix": True, "timeout": ROUTE_TIMEOUT},
+                    {"prefix": "/opt", "upstream": upstream.url, "token": "user_optional",
+                     "timeout": ROUTE_TIMEOUT},
+                ])
+            gateway = GatewayProcess(config).start()
+        except BaseException:
+            upstream.stop()
+            idp.close()
+            redis.close()
+            raise
+        stack = cls(redis, idp, upstream, gateway)
+        stack.secrets = {CLIENT_SECRET: "client_secret", COOKIE_KEY: "cookie_key"}
+        asyncio.run(stack.login())
+        return stack
+
+    async def login(self) -> None:
+        """The scripted IdP login (no browser); the session's tokens become secrets."""
+        browser = Browser(self.gateway.url)
+        try:
+            async with httpx.AsyncClient(trust_env=False, timeout=30) as idp_client:
+                resp = await login(browser, idp_client)
+            assert resp.status_code == 302, resp.text
+            self.session_cookie = browser.cookie("__Host-bffgate") or ""
+        finally:
+            await browser.aclose()
+        tokens = read_session_tokens(self.redis.url, self.session_cookie)["tokens"]
+        for kind, key in (("access_token", "at"), ("refresh_token", "rt"), ("id_token", "it")):
+            value = tokens.get(key)
+            if value:
+                self.secrets[value] = kind
+                if value.count(".") == 2:
+                    self.secrets[value.rsplit(".", 1)[1]] = kind + ".signature"
+
+    def close(self) -> None:
+        self.gateway.terminate()
+        self.upstream.stop()
+        self.idp.close()
+        self.redis.close()
+
+    @property
+    def context(self) -> Context:
+        return Context(host=f"localhost:{self.gateway.port}",
+                       session_cookie=self.session_cookie)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+
+    def get(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+@dataclass
+class Outcome:
+    responses: list[Response]
+    raw: bytes
+    closed: bool
+    hang: bool
+    unparsed: str = ""
+
+
+def _dummy_request(method: str) -> h11.Request:
+    headers = [("host", "x")]
+    if method in ("POST", "PUT", "PATCH"):
+        headers.append(("content-length", "0"))
+    return h11.Request(method=method, target="/", headers=headers)
+
+
+async def exchange(case: Case, port: int, limit: float = HANG_LIMIT) -> Outcome:
+    """Write the input, read the answers (parsed by h11) until every request is answered,
+    the gateway closes, or ``limit`` seconds pass without either (a hang)."""
+    raw = b""
+    responses: list[Response] = []
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=1 << 20)
+    pending = list(case.methods)
+    current: Response | None = None
+    deadline = time.monotonic() + limit
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), limit)
+    closed = hang = False
+    unparsed = ""
+    try:
+        async def write_all() -> None:
+            for chunk in case.chunks:
+                writer.write(chunk)
+                await writer.drain()
+            if case.half_close and writer.can_write_eof():
+                writer.write_eof()
+
+        writer_task = asyncio.create_task(write_all())
+        conn.send(_dummy_request(pending.pop(0)))
+        conn.send(h11.EndOfMessage())
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                unparsed = str(exc)
+                break
+            if event is h11.NEED_DATA:
+                remaining = deadline - time.monotonic()
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), max(0.0, remaining))
+                except TimeoutError:
+                    hang = True
+                    break
+                except (ConnectionError, OSError):
+                    data = b""
+                raw += data
+                if not data:
+                    closed = True
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Response):
+                current = Response(event.status_code,
+                                   [(k.decode("latin-1"), v.decode("latin-1"))
+                                    for k, v in event.headers])
+            elif isinstance(event, h11.EndOfMessage) and current is not None:
+                responses.append(current)
+                current = None
+                if not pending or conn.their_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+                conn.send(_dummy_request(pending.pop(0)))
+                conn.send(h11.EndOfMessage())
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                closed = True
+                break
+        writer_task.cancel()
+        with contextlib.suppress(BaseException):
+            await writer_task
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1)
+    if unparsed:  # still see what came back: status lines in the raw bytes
+        for line in raw.split(b"\r\n"):
+            if line.startswith(b"HTTP/1.") and line[9:12].isdigit():
+                responses.append(Response(int(line[9:12]), []))
+    return Outcome(responses, raw, closed, hang and not case.may_wait, unparsed)
+
+
+@dataclass
+class Violation:
+    kind: str  # 5xx | crash | hang | escape | unanswered_forward | leak | accepted | ...
+    case_id: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} [{self.case_id}] {self.detail}"
+
+
+@dataclass(repr=False)
+class Run:
+    """Feeds cases, checks each answer and every request the upstream saw."""
+
+    stack: Stack
+    cases: dict[str, Case] = field(default_factory=dict)
+    answered: dict[str, set[str]] = field(default_factory=dict)  # case -> upstream req ids
+    violations: list[Violation] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    checked_upstream: int = 0
+
+    def check_outcome(self, case: Case, out: Outcome) -> None:
+        self.counts["inputs"] += 1
+        add = self.violations.append
+        first_line = case.data.split(b"\r\n", 1)[0][:100]
+        for r in out.responses:
+            self.counts[f"status_{r.status // 100}xx"] += 1
+            if r.status >= 500 and not (r.status == 501 and case.allow_501):
+                add(Violation("5xx", case.case_id, f"status {r.status}: {out.raw[:200]!r}"))
+            if case.must_reject and not (400 <= r.status < 500 or
+                                         (r.status == 501 and case.allow_501)):
+                add(Violation("accepted", case.case_id,
+                              f"status {r.status} for an input to refuse: {first_line!r}"))
+            if case.problem and r.status >= 400 and not (r.get("content-type") or "") \
+                    .startswith("application/problem+json"):
+                add(Violation("not_problem", case.case_id,
+                              f"{r.status} {r.get('content-type')!r}: {out.raw[:120]!r}"))
+            if r.get(MARK) and r.get("x-request-id"):
+                self.answered.setdefault(case.case_id, set()).add(r.get("x-request-id") or "")
+        if out.hang:
+            self.counts["hangs"] += 1
+            add(Violation("hang", case.case_id, f"no answer within {HANG_LIMIT:g} s after "
+                                                f"{len(out.responses)} of {len(case.methods)}"))
+        if not out.responses and out.closed and not case.half_close:
+            self.counts["drops"] += 1
+            if case.must_answer:
+                add(Violation("dropped", case.case_id, "closed without an answer"))
+        if out.unparsed:
+            self.counts["unparsed"] += 1
+        for secret, kind in self.stack.secrets.items():
+            b64 = base64.urlsafe_b64encode(secret.encode()).rstrip(b"=")
+            if secret.encode() in out.raw or (len(b64) > 16 and b64 in out.raw):
+                add(Violation("leak", case.case_id, f"{kind} in the response"))
+        if self.stack.gateway.proc is None or self.stack.gateway.proc.poll() is not None:
+            add(Violation("crash", case.case_id, "the gateway process exited"))
+
+    def check_upstream(self, final: bool = False) -> None:
+        """Every request the upstream saw: under its route, policy-clean, and answered."""
+        seen = self.stack.upstream.seen
+        while self.checked_upstream < len(seen):
+            rec = seen[self.checked_upstream]
+            headers = [(k.lower(), v) for k, v in rec["headers"]]
+            case_id = next((v for k, v in headers if k == "x-fuzz-case"), "?")
+            case = self.cases.get(case_id)
+            if case is None and not final and case_id != "?":
+                break  # its case is still running: look again later
+            self.checked_upstream += 1
+            self.counts["forwarded"] += 1
+            add = self.violations.append
+            path = rec["path"]
+            if not any(path == b or path.startswith(b + "/") for b in UPSTREAM_BASES):
+                add(Violation("escape", case_id, f"upstream saw {rec['method']} {path[:200]}"))
+            elif (why := escape_in(path)) is not None:
+                add(Violation("escape", case_id, f"upstream saw {path[:200]}: {why[:200]}"))
+            names = [k for k, _ in headers]
+            bad = [n for n in names if n in ("cookie", "cookie2", "x-csrf", "forwarded",
+                                             "proxy-authorization", "x-real-ip")]
+            fwd = sorted(n for n in names if n.startswith("x-forwarded-"))
+            if bad or names.count("authorization") > 1 or \
+                    fwd != ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]:
+                add(Violation("policy", case_id, f"upstream headers {names}"))
+            rid = next((v for k, v in headers if k == "x-request-id"), "")
+            if case is not None and case.must_reject:
+                add(Violation("accepted", case_id, f"forwarded {rec['method']} {path[:100]}"))
+            elif rid not in self.answered.get(case_id, set()) and not (
+                    case_id == "?" and any(rid in ids for ids in self.answered.values())):
+                add(Violation("unanswered_forward", case_id,
+                              f"upstream ran {rec['method']} {path[:100]} but the client got "
+                              "no upstream answer for it"))
+            if case is not None and case_id in case.body_sha and \
+                    rec["body_sha256"] != case.body_sha[case_id]:
+                add(Violation("body_mismatch", case_id,
+                              f"upstream got {rec['body_len']} other bytes"))
+        del seen[:self.checked_upstream]  # checked: keep memory flat over long runs
+        self.checked_upstream = 0
+
+    async def canary(self) -> None:
+        """Keep the session alive and valid; log in again if an input ended it."""
+        case = Case("canary", "canary", [
+            f"GET /api/canary HTTP/1.1\r\nHost: localhost:{self.stack.gateway.port}\r\n"
+            f"X-Fuzz-Case: canary\r\nX-CSRF: 1\r\n"
+            f"Cookie: __Host-bffgate={self.stack.session_cookie}\r\n\r\n".encode()], ["GET"])
+        self.cases["canary"] = case
+        out = await exchange(case, self.stack.gateway.port)
+        for r in out.responses:
+            if r.get(MARK):
+                self.answered.setdefault("canary", set()).add(r.get("x-request-id") or "")
+        if not out.responses or out.responses[0].status == 401:
+            self.counts["relogins"] += 1
+            await self.stack.login()
+
+    async def run(self, gen: Gen, family: str, n: int, *, workers: int = 4,
+                  stop_on_violation: bool = False, progress: bool = False) -> None:
+        next_index = 0
+        started = time.monotonic()
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < n:
+                if stop_on_violation and self.violations:
+                    return
+                index = next_index
+                next_index += 1
+                gen.ctx.session_cookie = self.stack.session_cookie
+                case = gen.case(family, index)
+                try:
+                    out = await exchange(case, self.stack.gateway.port)
+                except (OSError, TimeoutError) as exc:
+                    out = Outcome([], b"", closed=True, hang=False, unparsed=repr(exc))
+                    self.counts["connect_errors"] += 1
+                self.cases[case.case_id] = case
+                self.check_outcome(case, out)
+                if index % 1000 == 999:
+                    self.check_upstream()
+                    await self.canary()
+                    if progress:
+                        print(f"  {index + 1} inputs, {time.monotonic() - started:.0f} s, "
+                              f"{len(self.violations)} violations", file=sys.stderr, flush=True)
+
+        await self.canary()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.sleep(0.5)  # a forward still in flight reaches the upstream
+        self.check_upstream(final=True)
+
+    def summary(self, seconds: float, seed: int) -> str:
+        by_kind = Counter(v.kind for v in self.violations)
+        return (f"rawfuzz: inputs={self.counts['inputs']} seed={seed} "
+                f"5xx={by_kind['5xx']} crashes={by_kind['crash']} hangs={by_kind['hang']} "
+                f"upstream_escapes={by_kind['escape'] + by_kind['unanswered_forward']} "
+                f"secret_leaks={by_kind['leak']} accepted_ambiguous={by_kind['accepted']} "
+                f"not_problem={by_kind['not_problem']} dropped={by_kind['dropped']} "
+                f"policy={by_kind['policy']} body_mismatch={by_kind['body_mismatch']} "
+                f"forwarded={self.counts['forwarded']} silent_closes={self.counts['drops']} "
+                f"relogins={self.counts['relogins']} duration={seconds:.0f}s")
+
+
+def fuzz(stack: Stack, family: str, n: int, seed: int, *, workers: int = 4,
+         stop_on_violation: bool = False, progress: bool = False) -> Run:
+    run = Run(stack)
+    asyncio.run(run.run(Gen(stack.context, seed), family, n, workers=workers,
+                        stop_on_violation=stop_on_violation, progress=progress))
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inputs", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--family", default="mixed", choices=["mixed", *FAMILY_NAMES])
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--show", type=int, default=20, help="violations to print")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    stack = Stack.start()
+    try:
+        run = fuzz(stack, args.family, args.inputs, args.seed, workers=args.workers,
+                   progress=True)
+    finally:
+        stack.close()
+    by_kind: dict[str, list[Violation]] = {}
+    for v in run.violations:
+        by_kind.setdefault(v.kind, []).append(v)
+    for kind, items in sorted(by_kind.items()):
+        print(f"{kind}: {len(items)}")
+        for v in items[:args.show]:
+            print(f"  {v}")
+    print(run.summary(time.monotonic() - started, args.seed))
+    crit = ("5xx", "crash", "hang", "escape", "unanswered_forward", "leak")
+    return 1 if any(v.kind in crit for v in run.violations) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
