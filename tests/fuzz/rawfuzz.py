@@ -51,6 +51,7 @@ from support.upstream import EchoUpstream  # noqa: E402
 
 ROUTE_TIMEOUT = 2.0  # every route's upstream timeout, and the IdP's http_timeout
 HANG_LIMIT = 2.5 * ROUTE_TIMEOUT  # no answer (or close) after this long is a hang
+WAIT_LIMIT = 1.0  # how long an input the server may legitimately wait on is given
 UPSTREAM_BASES = ("/api", "/pub", "/opt")  # what each route may reach at the upstream
 MARK = "x-fuzz-upstream"  # set by the recording upstream on every answer
 
@@ -77,6 +78,7 @@ class RecordingUpstream(EchoUpstream):
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         path = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
         self.seen.append({"method": scope["method"], "path": path, "headers": headers,
+                          "at": time.monotonic(),
                           "body_sha256": hashlib.sha256(body).hexdigest(),
                           "body_len": len(body)})
         if scope["method"] in ("TRACE", "TRACK"):
@@ -182,6 +184,7 @@ class Outcome:
     closed: bool
     hang: bool
     unparsed: str = ""
+    gave_up: bool = False  # an input the server may wait on: the client stopped waiting
 
 
 def _dummy_request(method: str) -> h11.Request:
@@ -260,7 +263,8 @@ async def exchange(case: Case, port: int, limit: float = HANG_LIMIT) -> Outcome:
         for line in raw.split(b"\r\n"):
             if line.startswith(b"HTTP/1.") and line[9:12].isdigit():
                 responses.append(Response(int(line[9:12]), []))
-    return Outcome(responses, raw, closed, hang and not case.may_wait, unparsed)
+    return Outcome(responses, raw, closed, hang and not case.may_wait, unparsed,
+                   gave_up=hang and case.may_wait)
 
 
 @dataclass
@@ -280,6 +284,10 @@ class Run:
     stack: Stack
     cases: dict[str, Case] = field(default_factory=dict)
     answered: dict[str, set[str]] = field(default_factory=dict)  # case -> upstream req ids
+    all_answered: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    timing: dict[str, tuple[float, float]] = field(default_factory=dict)  # case: start, end
+    gave_up: set[str] = field(default_factory=set)  # inputs the client stopped waiting on
     violations: list[Violation] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     checked_upstream: int = 0
@@ -302,6 +310,9 @@ class Run:
                               f"{r.status} {r.get('content-type')!r}: {out.raw[:120]!r}"))
             if r.get(MARK) and r.get("x-request-id"):
                 self.answered.setdefault(case.case_id, set()).add(r.get("x-request-id") or "")
+                self.all_answered.add(r.get("x-request-id") or "")
+        if out.gave_up:
+            self.gave_up.add(case.case_id)
         if out.hang:
             self.counts["hangs"] += 1
             add(Violation("hang", case.case_id, f"no answer within {HANG_LIMIT:g} s after "
@@ -327,7 +338,7 @@ class Run:
             headers = [(k.lower(), v) for k, v in rec["headers"]]
             case_id = next((v for k, v in headers if k == "x-fuzz-case"), "?")
             case = self.cases.get(case_id)
-            if case is None and not final and case_id != "?":
+            if case is None and not final and case_id in self.running:
                 break  # its case is still running: look again later
             self.checked_upstream += 1
             self.counts["forwarded"] += 1
@@ -348,10 +359,17 @@ class Run:
             if case is not None and case.must_reject:
                 add(Violation("accepted", case_id, f"forwarded {rec['method']} {path[:100]}"))
             elif rid not in self.answered.get(case_id, set()) and not (
-                    case_id == "?" and any(rid in ids for ids in self.answered.values())):
-                add(Violation("unanswered_forward", case_id,
-                              f"upstream ran {rec['method']} {path[:100]} but the client got "
-                              "no upstream answer for it"))
+                    case is None and rid in self.all_answered):  # its X-Fuzz-Case was mangled
+                when = rec["at"]
+                around = [c for c, (t0, t1) in self.timing.items() if t0 <= when <= t1]
+                if case_id in self.gave_up or (case is None and self.gave_up & set(around)):
+                    # The client stopped waiting (an input the server may wait on) before
+                    # the answer came: not the gateway's doing.
+                    self.counts["late_answers"] += 1
+                else:
+                    add(Violation("unanswered_forward", case_id,
+                                  f"upstream ran {rec['method']} {path[:100]} but the client "
+                                  f"got no upstream answer for it (inputs running: {around})"))
             if case is not None and case_id in case.body_sha and \
                     rec["body_sha256"] != case.body_sha[case_id]:
                 add(Violation("body_mismatch", case_id,
@@ -388,12 +406,17 @@ class Run:
                 next_index += 1
                 gen.ctx.session_cookie = self.stack.session_cookie
                 case = gen.case(family, index)
+                self.running.add(case.case_id)
+                t0 = time.monotonic()
                 try:
-                    out = await exchange(case, self.stack.gateway.port)
+                    out = await exchange(case, self.stack.gateway.port,
+                                         WAIT_LIMIT if case.may_wait else HANG_LIMIT)
                 except (OSError, TimeoutError) as exc:
                     out = Outcome([], b"", closed=True, hang=False, unparsed=repr(exc))
                     self.counts["connect_errors"] += 1
                 self.cases[case.case_id] = case
+                self.running.discard(case.case_id)
+                self.timing[case.case_id] = (t0, time.monotonic())
                 self.check_outcome(case, out)
                 if index % 1000 == 999:
                     self.check_upstream()
@@ -415,15 +438,26 @@ class Run:
                 f"secret_leaks={by_kind['leak']} accepted_ambiguous={by_kind['accepted']} "
                 f"not_problem={by_kind['not_problem']} dropped={by_kind['dropped']} "
                 f"policy={by_kind['policy']} body_mismatch={by_kind['body_mismatch']} "
+                f"errors_logged={by_kind['error_logged']} "
                 f"forwarded={self.counts['forwarded']} silent_closes={self.counts['drops']} "
+                f"late_answers={self.counts['late_answers']} "
                 f"relogins={self.counts['relogins']} duration={seconds:.0f}s")
+
+
+def logged_errors(stack: Stack) -> list[dict[str, Any]]:
+    """The gateway's error-level log lines (an unexpected exception is one)."""
+    return [e for e in stack.gateway.events() if e.get("level") in ("error", "critical")]
 
 
 def fuzz(stack: Stack, family: str, n: int, seed: int, *, workers: int = 4,
          stop_on_violation: bool = False, progress: bool = False) -> Run:
     run = Run(stack)
+    before = len(logged_errors(stack))
     asyncio.run(run.run(Gen(stack.context, seed), family, n, workers=workers,
                         stop_on_violation=stop_on_violation, progress=progress))
+    for event in logged_errors(stack)[before:]:
+        run.violations.append(Violation("error_logged", event.get("request_id", "?"),
+                                        json.dumps(event)[:300]))
     return run
 
 
@@ -450,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in items[:args.show]:
             print(f"  {v}")
     print(run.summary(time.monotonic() - started, args.seed))
-    crit = ("5xx", "crash", "hang", "escape", "unanswered_forward", "leak")
+    crit = ("5xx", "crash", "hang", "escape", "unanswered_forward", "leak", "error_logged")
     return 1 if any(v.kind in crit for v in run.violations) else 0
 
 

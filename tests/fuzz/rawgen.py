@@ -369,6 +369,55 @@ class Gen:
         return Case(cid, "bodies", chunks, [method],
                     body_sha={cid: hashlib.sha256(body).hexdigest()})
 
+    def request_lines(self, rng: random.Random, cid: str) -> Case:
+        """Odd request lines: versions, spacing, absolute and authority forms, long tokens."""
+        path = self.path(rng, SAFE_SEGMENTS).encode()
+        line = rng.choice([
+            b"GET " + path + b" HTTP/1.0", b"GET " + path + b" HTTP/2.0",
+            b"GET " + path + b" HTTP/0.9", b"GET " + path, b"GET " + path + b" http/1.1",
+            b"GET  " + path + b"  HTTP/1.1", b"GET\t" + path + b"\tHTTP/1.1",
+            b"GET " + path + b" HTTP/1.1 extra", b"G" * 5000 + b" " + path + b" HTTP/1.1",
+            b"GET http://" + self.ctx.host.encode() + path + b" HTTP/1.1",
+            b"GET http://evil.example" + path + b" HTTP/1.1",
+            b"GET " + path + b" HTTP/1.1" + b"1" * 100, b"GET " + path + b" HTTP/1.12",
+            b" GET " + path + b" HTTP/1.1", b"GET " + path + b"\x00 HTTP/1.1",
+            b"OPTIONS * HTTP/1.1", b"CONNECT " + self.ctx.host.encode() + b" HTTP/1.1",
+        ])
+        headers = b"".join(k + b": " + v + b"\r\n" for k, v in self.base(rng, cid))
+        # Some of these are waited on (HTTP/0.9 has no headers, a bad line may be read on).
+        return Case(cid, "request_lines", [line + b"\r\n" + headers + b"\r\n"],
+                    [line.split(b" ", 1)[0].decode("latin-1")[:20] if line[:1].isalpha()
+                     and line.split(b" ", 1)[0].isalpha() and line.split(b" ", 1)[0].isupper()
+                     and len(line.split(b" ", 1)[0]) < 20 else "GET"], may_wait=True)
+
+    def mutate(self, rng: random.Random, cid: str) -> Case:
+        """A valid input from another family with a few random byte edits."""
+        family = rng.choice(["paths", "methods", "headers", "pipelining", "cookies", "bodies"])
+        base = getattr(self, family)(rng, cid)
+        data = bytearray(base.data)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(data))
+            op = rng.randrange(6)
+            if op == 0:
+                data[i] = rng.randrange(256)
+            elif op == 1:
+                data[i:i] = rng.choice([b"\r", b"\n", b"\r\n", b"\x00", b" ", b":", b";", b",",
+                                        b"%", b"\r\n\r\n", b"\t", b"\r\n "])
+            elif op == 2:
+                del data[i:i + rng.randint(1, 8)]
+            elif op == 3:
+                j = data.find(b"\r\n", i)
+                if j != -1:  # duplicate a whole line
+                    k = data.rfind(b"\r\n", 0, i) + 2
+                    data[j:j] = b"\r\n" + data[k:j]
+            elif op == 4:
+                data = data[:i]  # truncated
+            else:
+                data[i:i] = rng.choice([b"0", b"9", b"f", b"-"]) * rng.randint(1, 20)
+        # An edit can make an unknown transfer coding, which is answered 501 (RFC 9112 6.1).
+        return Case(cid, "mutate", [bytes(data)], base.methods, may_wait=True,
+                    allow_501=b"transfer-encoding" in data.lower())
+
     def case(self, family: str, index: int) -> Case:
         rng = random.Random(f"{self.seed}:{family}:{index}")
         if family == "mixed":
@@ -379,5 +428,6 @@ class Gen:
 # The ≥100,000-input run draws every family; the known-failing ones at a lower weight.
 MIXED_WEIGHTS = {"paths": 20, "paths_matrix": 4, "methods": 8, "methods_refused": 3,
                  "headers": 16, "duplicates": 4, "framing": 6, "upgrade": 3, "pipelining": 10,
-                 "pipelining_garbage": 3, "cookies": 12, "bodies": 11}
+                 "pipelining_garbage": 3, "cookies": 12, "bodies": 11, "request_lines": 5,
+                 "mutate": 15}
 FAMILY_NAMES = list(MIXED_WEIGHTS)

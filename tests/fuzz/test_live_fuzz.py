@@ -40,11 +40,14 @@ FAMILIES = [
     pytest.param("pipelining_garbage", 40, id="pipelining_garbage"),
     pytest.param("cookies", 100, id="cookies"),
     pytest.param("bodies", 60, id="bodies"),
+    pytest.param("request_lines", 40, id="request_lines"),
+    pytest.param("mutate", 80, id="mutate"),
 ]
 # The framing and smuggling families again with uvicorn's other parser (h11, a plain install).
 H11_FAMILIES = [pytest.param(f, n, id=f"h11-{f}") for f, n in
                 (("framing", 60), ("upgrade", 40), ("pipelining", 30),
-                 ("pipelining_garbage", 30), ("headers", 40))]
+                 ("pipelining_garbage", 30), ("headers", 40), ("request_lines", 30),
+                 ("mutate", 60))]
 
 
 @pytest.fixture(scope="module")
