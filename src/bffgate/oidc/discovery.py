@@ -98,6 +98,7 @@ class Discovery:
         self._meta_at = 0.0
         self._keys: KeySet | None = None
         self._keys_at = 0.0
+        self._keys_tried_at = 0.0  # the last fetch attempt, failed or not (rate limit)
         self._lock = asyncio.Lock()
 
     @property
@@ -134,13 +135,14 @@ class Discovery:
         now = self._clock.now()
         fresh = self._keys is not None and now - self._keys_at < self._ttl
         known = self._keys is not None and (kid is None or _has_kid(self._keys, kid))
-        may_refetch = now - self._keys_at >= JWKS_REFETCH_MIN_INTERVAL
-        if fresh and (known or not may_refetch) and self._keys is not None:
-            return self._keys
+        may_refetch = now - self._keys_tried_at >= JWKS_REFETCH_MIN_INTERVAL
+        if self._keys is not None and (not may_refetch or (fresh and known)):
+            return self._keys  # (tried within the interval: the cached keys, even if stale)
+        meta = await self.metadata()  # before the lock: metadata() takes it when expired
         async with self._lock:
-            if self._keys is not None and self._keys_at > now:
-                return self._keys  # another task just refetched
-            meta = await self.metadata()
+            if self._keys is not None and self._keys_tried_at > now:
+                return self._keys  # another task just refetched (or tried to)
+            self._keys_tried_at = self._clock.now()
             try:
                 doc = await fetch_json(self._http, meta.jwks_uri)
             except ProviderUnavailable:
