@@ -204,9 +204,47 @@ async def test_path_escape_refused(browser, idp_client, redis_server, upstream, 
     assert len(upstream.seen) == before
 
 
-async def test_unknown_route_404_and_websocket_refused(browser) -> None:
+async def _websocket_handshake(port: int, path: str, cookie: str | None) -> bytes:
+    """A browser's WebSocket opening handshake (RFC 6455 4.1) on a raw socket; returns
+    everything the gateway sent until it closed the connection (bounded wait)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: http://localhost:{port}\r\n")
+    if cookie:
+        head += f"Cookie: __Host-bffgate={cookie}\r\n"
+    writer.write((head + "\r\n").encode("latin-1"))
+    await writer.drain()
+    try:
+        data = await asyncio.wait_for(reader.read(), 10)  # until the gateway closes
+    finally:
+        writer.close()
+    return data
+
+
+async def test_unknown_route_404_and_websocket_refused(browser, idp_client, redis_server,
+                                                       upstream, gateway) -> None:
     r = await browser.api("GET", "/nothing-here")
     _problem(r, 404, "not-found")
+
+    # No route speaks WebSocket: a handshake, even with a live session on a token route, is
+    # refused (never 101 Switching Protocols), the connection is closed, and nothing of it
+    # reaches the upstream (which records every request it gets, upgrades included).
+    await login(browser, idp_client, redis_server.url)
+    cookie = browser.cookie("__Host-bffgate")
+    assert cookie
+    for path in ("/api/ws-probe-e2e", "/bff/ws-probe-e2e", "/ws-probe-e2e"):
+        data = await _websocket_handshake(gateway.port, path, cookie)
+        status_line, _, rest = data.partition(b"\r\n")
+        assert not status_line.startswith(b"HTTP/1.1 101"), data[:300]
+        assert status_line.split(b" ")[1:2] == [b"400"], data[:300]
+        assert b"content-type: application/problem+json" in rest.lower(), data[:300]
+        assert b"/upgrade-refused" in rest, data[:300]
+        assert b"sec-websocket-accept" not in rest.lower()
+    assert not [rec for rec in upstream.seen if "ws-probe-e2e" in rec["path"]]
+    assert (await browser.api("GET", "/bff/user")).status_code == 200  # the session is intact
 
 
 async def test_logout_needs_sid(browser, idp_client, redis_server) -> None:
