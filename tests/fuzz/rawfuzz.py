@@ -19,6 +19,8 @@ import base64
 import contextlib
 import hashlib
 import json
+import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -30,6 +32,7 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:  # run as a script: the test suite's helpers
     sys.path.insert(0, str(TESTS))
 
+import ada_url  # noqa: E402
 import h11  # noqa: E402
 import httpx  # noqa: E402
 
@@ -81,6 +84,15 @@ class RecordingUpstream(EchoUpstream):
                           "at": time.monotonic(),
                           "body_sha256": hashlib.sha256(body).hexdigest(),
                           "body_len": len(body)})
+        if "/big" in path:  # a large streamed answer, for clients that go away mid-way
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/octet-stream"),
+                                    (MARK.encode(), b"1")]})
+            for _ in range(32):
+                await send({"type": "http.response.body", "body": b"z" * 16384,
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["method"] in ("TRACE", "TRACK"):
             echo = f"{scope['method']} {path} HTTP/1.1\r\n" + "".join(
                 f"{k}: {v}\r\n" for k, v in headers)
@@ -204,7 +216,7 @@ async def exchange(case: Case, port: int, limit: float = HANG_LIMIT) -> Outcome:
     current: Response | None = None
     deadline = time.monotonic() + limit
     reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), limit)
-    closed = hang = False
+    closed = hang = aborted = False
     unparsed = ""
     try:
         async def write_all() -> None:
@@ -224,6 +236,9 @@ async def exchange(case: Case, port: int, limit: float = HANG_LIMIT) -> Outcome:
                 unparsed = str(exc)
                 break
             if event is h11.NEED_DATA:
+                if case.abort_after is not None and len(raw) >= case.abort_after:
+                    aborted = True
+                    break
                 remaining = deadline - time.monotonic()
                 try:
                     data = await asyncio.wait_for(reader.read(65536), max(0.0, remaining))
@@ -256,6 +271,10 @@ async def exchange(case: Case, port: int, limit: float = HANG_LIMIT) -> Outcome:
         with contextlib.suppress(BaseException):
             await writer_task
     finally:
+        if aborted:  # a reset (RST), not a graceful close: as a browser tab killed mid-way
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1)
@@ -264,7 +283,7 @@ async def exchange(case: Case, port: int, limit: float = HANG_LIMIT) -> Outcome:
             if line.startswith(b"HTTP/1.") and line[9:12].isdigit():
                 responses.append(Response(int(line[9:12]), []))
     return Outcome(responses, raw, closed, hang and not case.may_wait, unparsed,
-                   gave_up=hang and case.may_wait)
+                   gave_up=(hang and case.may_wait) or aborted)
 
 
 @dataclass
@@ -308,6 +327,9 @@ class Run:
                     .startswith("application/problem+json"):
                 add(Violation("not_problem", case.case_id,
                               f"{r.status} {r.get('content-type')!r}: {out.raw[:120]!r}"))
+            location = r.get("location")
+            if location is not None and not self._local_or_idp(location):
+                add(Violation("open_redirect", case.case_id, f"Location: {location[:200]}"))
             if r.get(MARK) and r.get("x-request-id"):
                 self.answered.setdefault(case.case_id, set()).add(r.get("x-request-id") or "")
                 self.all_answered.add(r.get("x-request-id") or "")
@@ -317,7 +339,8 @@ class Run:
             self.counts["hangs"] += 1
             add(Violation("hang", case.case_id, f"no answer within {HANG_LIMIT:g} s after "
                                                 f"{len(out.responses)} of {len(case.methods)}"))
-        if not out.responses and out.closed and not case.half_close:
+        if not out.responses and out.closed and not case.half_close and \
+                case.abort_after is None:
             self.counts["drops"] += 1
             if case.must_answer:
                 add(Violation("dropped", case.case_id, "closed without an answer"))
@@ -329,6 +352,16 @@ class Run:
                 add(Violation("leak", case.case_id, f"{kind} in the response"))
         if self.stack.gateway.proc is None or self.stack.gateway.proc.poll() is not None:
             add(Violation("crash", case.case_id, "the gateway process exited"))
+
+    def _local_or_idp(self, location: str) -> bool:
+        """A redirect goes to the gateway itself or to the IdP, nowhere else (WHATWG parse,
+        as the browser would)."""
+        try:
+            url = ada_url.URL(location, base=self.stack.gateway.url + "/bff/callback")
+        except ValueError:
+            return True  # no browser follows what it cannot parse
+        idp = ada_url.URL(self.stack.idp.issuer).origin
+        return url.origin in (self.stack.gateway.url, idp) and not url.username
 
     def check_upstream(self, final: bool = False) -> None:
         """Every request the upstream saw: under its route, policy-clean, and answered."""
@@ -439,6 +472,7 @@ class Run:
                 f"not_problem={by_kind['not_problem']} dropped={by_kind['dropped']} "
                 f"policy={by_kind['policy']} body_mismatch={by_kind['body_mismatch']} "
                 f"errors_logged={by_kind['error_logged']} "
+                f"open_redirects={by_kind['open_redirect']} "
                 f"forwarded={self.counts['forwarded']} silent_closes={self.counts['drops']} "
                 f"late_answers={self.counts['late_answers']} "
                 f"relogins={self.counts['relogins']} duration={seconds:.0f}s")
@@ -483,8 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind}: {len(items)}")
         for v in items[:args.show]:
             print(f"  {v}")
+    print("answers:", ", ".join(f"{k[7:]}={v}" for k, v in sorted(run.counts.items())
+                                 if k.startswith("status_")))
+    print(f"gateway log: {stack.gateway.log_path}")
     print(run.summary(time.monotonic() - started, args.seed))
-    crit = ("5xx", "crash", "hang", "escape", "unanswered_forward", "leak", "error_logged")
+    crit = ("5xx", "crash", "hang", "escape", "unanswered_forward", "leak", "error_logged",
+            "open_redirect")
     return 1 if any(v.kind in crit for v in run.violations) else 0
 
 

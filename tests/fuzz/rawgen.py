@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 ROUTES = ("/api", "/public", "/opt")
 SAFE_SEGMENTS = ["a", "users", "1", "x-y", "v2", "%41", "%20", "~me", "e%C3%A9", "item_9",
@@ -22,6 +23,9 @@ DOT_TRICKS = [".", "..", "%2e", "%2E", "%2e%2e", ".%2e", "%2e.", "%2f", "%2F", "
 MATRIX = [";", "..;", ".;", "..;x=1", ";jsessionid=1", "%3b", "..%3b", "%2e%2e;", "a;b=c"]
 OVERLONG = ["%c0%ae", "%c0%ae%c0%ae", "%e0%80%ae", "%e0%80%ae%e0%80%ae", "%c0%af",
             "..%c0%af", "%f0%80%80%ae", "%c1%8e", "%e0%80%af", "%c0%ae."]
+RETURN_URL_TOKENS = ["/", "//", "\\", ".", "..", "%2e", "%2f", "%5c", "%09", "@", ":", "?",
+                     "#", "evil.example", "https:", "javascript:", "a", "app", "%c0%af",
+                     "\uff0f", " ", "%00", "%25"]
 STANDARD_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 FORBIDDEN_METHODS = ["TRACE", "TRACK", "CONNECT"]
 ODD_METHODS = ["FOO", "PROPFIND", "M-SEARCH", "get", "Get", "PURGE", "BREW", "QUERY"]
@@ -53,6 +57,7 @@ class Case:
     may_wait: bool = False  # the server may legitimately wait for more bytes
     half_close: bool = False  # the input ends with EOF (FIN) after the last byte
     allow_501: bool = False  # an unknown transfer coding may be answered 501
+    abort_after: int | None = None  # the client resets the connection after this many bytes
     body_sha: dict[str, str] = field(default_factory=dict)  # request id tag -> body sha256
     note: str = ""
 
@@ -418,6 +423,58 @@ class Gen:
         return Case(cid, "mutate", [bytes(data)], base.methods, may_wait=True,
                     allow_501=b"transfer-encoding" in data.lower())
 
+    def bff(self, rng: random.Random, cid: str) -> Case:
+        """The gateway's own endpoints: login returnUrl, callback parameters, user, logout
+        (never with the live session, which it would end) and back-channel logout bodies."""
+        endpoint = rng.choice(["login", "callback", "user", "logout", "backchannel", "other"])
+        h = self.base(rng, cid, session=endpoint == "user")
+        junk = "".join(rng.choice(RETURN_URL_TOKENS) for _ in range(rng.randint(0, 6)))
+        method, body = "GET", b""
+        if endpoint == "login":
+            target = "/bff/login?returnUrl=" + quote(junk, safe=rng.choice(["", "/%:"]))
+            if rng.random() < 0.2:
+                target += "&returnUrl=/"
+        elif endpoint == "callback":
+            names = ["code", "state", "iss", "error", "error_description", "id_token", "x"]
+            target = "/bff/callback?" + "&".join(
+                f"{rng.choice(names)}={quote(junk, safe='')}" for _ in range(rng.randint(0, 5)))
+            if rng.random() < 0.5:
+                h.append((b"Cookie", f"{self.ctx.login_cookie_name}={junk[:40]}"
+                          .encode("latin-1", "replace")))
+        elif endpoint == "user":
+            target = "/bff/user" + rng.choice(["", "/", "?x=1", "/x"])
+        elif endpoint == "logout":
+            target = "/bff/logout" + rng.choice(["", "?sid=x", "?returnUrl=" + quote(junk)])
+            h.append((b"Cookie", f"{self.ctx.cookie_name}=v1.forged".encode()))
+        elif endpoint == "backchannel":
+            method, target = "POST", "/bff/backchannel"
+            token = rng.choice([
+                "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.", "a.b.c", "", "x" * 70000,
+                "eyJhbGciOiJSUzI1NiIsImtpZCI6InVua25vd24ifQ.e30.c2ln", junk])
+            body = rng.choice([f"logout_token={quote(token)}",
+                               f"logout_token={quote(token)}&logout_token=x", "logout_token",
+                               "%zz", token]).encode("latin-1", "replace")
+            h.append((b"Content-Type", rng.choice([b"application/x-www-form-urlencoded",
+                                                   b"application/json", b"text/plain",
+                                                   b"application/x-www-form-urlencoded; x"])))
+        else:
+            target = rng.choice(["/bff", "/bff/", "/bff/unknown", "/bff/login/x",
+                                 "/bff/%2e%2e/api/x", "/bff/../api/x", "/bffx"])
+            method = rng.choice(["GET", "POST", "PUT", "DELETE"])
+        return Case(cid, "bff", [request(method, target, h, body)], [method])
+
+    def aborts(self, rng: random.Random, cid: str) -> Case:
+        """The client resets the connection before, during or after a large response."""
+        target = rng.choice(ROUTES) + "/big" + rng.choice(["", "/x"])
+        method = rng.choice(["GET", "GET", "POST"])
+        body = b"b" * rng.choice([0, 10, 50000]) if method == "POST" else b""
+        data = request(method, target, self.base(rng, cid), body)
+        cut = bool(body) and rng.random() < 0.5
+        if cut:  # reset while the body is still being sent (the server waits for the rest)
+            data = data[:rng.randrange(len(data) - len(body), len(data))]
+        return Case(cid, "aborts", [data], [method], may_wait=cut,
+                    abort_after=rng.choice([0, 1, 200, 5000, 100000]))
+
     def case(self, family: str, index: int) -> Case:
         rng = random.Random(f"{self.seed}:{family}:{index}")
         if family == "mixed":
@@ -429,5 +486,5 @@ class Gen:
 MIXED_WEIGHTS = {"paths": 20, "paths_matrix": 4, "methods": 8, "methods_refused": 3,
                  "headers": 16, "duplicates": 4, "framing": 6, "upgrade": 3, "pipelining": 10,
                  "pipelining_garbage": 3, "cookies": 12, "bodies": 11, "request_lines": 5,
-                 "mutate": 15}
+                 "mutate": 15, "bff": 8, "aborts": 4}
 FAMILY_NAMES = list(MIXED_WEIGHTS)

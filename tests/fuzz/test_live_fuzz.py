@@ -42,6 +42,8 @@ FAMILIES = [
     pytest.param("bodies", 60, id="bodies"),
     pytest.param("request_lines", 40, id="request_lines"),
     pytest.param("mutate", 80, id="mutate"),
+    pytest.param("bff", 80, id="bff"),
+    pytest.param("aborts", 40, id="aborts"),
 ]
 # The framing and smuggling families again with uvicorn's other parser (h11, a plain install).
 H11_FAMILIES = [pytest.param(f, n, id=f"h11-{f}") for f, n in
