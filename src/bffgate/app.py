@@ -22,9 +22,10 @@ from bffgate.endpoints import admin as admin_ep
 from bffgate.endpoints.api import proxy
 from bffgate.endpoints.backchannel import backchannel
 from bffgate.endpoints.callback import callback
-from bffgate.endpoints.context import TrustedProxies, request_info
+from bffgate.endpoints.context import TrustedProxies
 from bffgate.endpoints.cookies import CookieWriter
 from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.edge import admit
 from bffgate.endpoints.login import login
 from bffgate.endpoints.logout import logout
 from bffgate.endpoints.user import user
@@ -66,7 +67,8 @@ def _routes(settings: Settings) -> RouteTable:
     for r in settings.routes:
         prefix = r.prefix.rstrip("/") or "/"
         routes.append(Route(prefix, r.upstream.rstrip("/"), r.token, r.strip_prefix, r.timeout,
-                            name=prefix))
+                            name=prefix, methods=frozenset(r.methods),
+                            allow_matrix_params=r.allow_matrix_params))
     return RouteTable(routes)
 
 
@@ -168,7 +170,9 @@ class Gateway:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             return
-        info = request_info(scope, self.deps.proxies)
+        info = await admit(scope, send, self.deps)  # forbidden methods, duplicated headers
+        if info is None:
+            return
         path: str = scope["path"]
         if path == "/bff" or path.startswith("/bff/"):
             await self.bff(scope, receive, send)

@@ -28,6 +28,7 @@ class AuditEvent(StrEnum):
     CSRF_REJECTED = "csrf.rejected"
     REQUEST_PROXIED = "request.proxied"
     REQUEST_REJECTED = "request.rejected"
+    REQUEST_ABORTED = "request.aborted"
 
 
 # The documented field catalogue (README "Audit events"). emit() refuses anything else so

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from bffgate.config_rules import validate
 from bffgate.config_values import ENUMS, Collector, Secret, coerce, resolve_secret
 from bffgate.errors import ConfigError
+from bffgate.proxy.routes import DEFAULT_METHODS
 
 __all__ = ["DEFAULT_CONFIG_PATH", "ENUMS", "EXAMPLE_CONFIG_PATH", "ConfigError",
            "ConfigFileMissing", "CookieSettings", "LogSettings", "OidcSettings",
@@ -108,6 +109,8 @@ class RouteSettings:
     strip_prefix: bool = False
     timeout: float = 30.0
     websocket: bool = False
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    allow_matrix_params: bool = False
 
 
 @dataclass(frozen=True)

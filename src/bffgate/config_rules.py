@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from bffgate.config_values import Collector
 from bffgate.oidc.client_key import ClientKeyError, load_client_key
+from bffgate.proxy.routes import DEFAULT_METHODS, FORBIDDEN_METHODS, KNOWN_METHODS
 
 if TYPE_CHECKING:
     from bffgate.config import Settings
@@ -32,6 +33,21 @@ def _check_listen(key: str, value: str, errs: Collector) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not host:
         errs.add(key, f"expected host:port or unix:/path; got {value!r}")
+
+
+def _check_methods(key: str, methods: tuple[str, ...], errs: Collector) -> None:
+    """A route's method list: known methods only, upper-case (methods are case-sensitive),
+    never TRACE/TRACK/CONNECT (refused at the edge for every path anyway)."""
+    if not methods:
+        errs.add(key, f"must list at least one method (default: {', '.join(DEFAULT_METHODS)})")
+    forbidden = sorted({m for m in methods if m.upper() in FORBIDDEN_METHODS})
+    if forbidden:
+        errs.add(key, f"must not contain {', '.join(forbidden)} (never proxied)")
+    unknown = sorted({m for m in methods
+                      if m not in KNOWN_METHODS and m.upper() not in FORBIDDEN_METHODS})
+    if unknown:
+        errs.add(key, f"unknown method(s) {', '.join(unknown)} (methods are upper-case; "
+                      f"known: {', '.join(sorted(KNOWN_METHODS))})")
 
 
 def validate(s: Settings, errs: Collector) -> None:
@@ -150,7 +166,8 @@ def validate(s: Settings, errs: Collector) -> None:
     seen: set[str] = set()
     for i, r in enumerate(s.routes):
         key = f"routes[{i}]"
-        if not r.prefix.startswith("/") or "//" in r.prefix or ".." in r.prefix:
+        if (not r.prefix.startswith("/") or "//" in r.prefix or ".." in r.prefix
+                or ";" in r.prefix):
             errs.add(f"{key}.prefix", f"must be a clean absolute path; got {r.prefix!r}")
         if r.prefix.rstrip("/") == "/bff" or r.prefix.startswith("/bff/"):
             errs.add(f"{key}.prefix", "must not shadow the gateway's own /bff/ endpoints")
@@ -167,3 +184,4 @@ def validate(s: Settings, errs: Collector) -> None:
             errs.add(f"{key}.token", "'client' (client-credentials tokens) is not supported yet")
         if r.websocket:
             errs.add(f"{key}.websocket", "websocket proxying is not supported yet")
+        _check_methods(f"{key}.methods", r.methods, errs)

@@ -4,6 +4,7 @@
     ├── BadRequest                    (400)
     │   ├── InvalidReturnUrl          (400, returnUrl is not a local path)
     │   ├── LoginRejected             (400, callback refused: state, binding, iss, id token...)
+    │   ├── AmbiguousRequest          (400, a header/cookie the gateway trusts sent twice)
     │   └── PathRejected              (400, proxied path escapes its route)
     ├── CsrfRejected                  (401, X-CSRF missing / foreign Origin)
     ├── NotAuthenticated              (401, no usable session; carries login_url)
@@ -15,6 +16,7 @@
     ├── UpstreamUnavailable           (502, upstream refused/reset/bad response)
     │   └── UpstreamTimeout           (504)
     ├── IdentityProviderUnavailable   (503 + Retry-After: IdP unreachable / 5xx)
+    ├── ClientAborted                 (499, never sent: the client closed the connection)
     └── StoreUnavailable              (503 + Retry-After: Redis unreachable)
 
 Protocol-level errors raised below the edge (oidc, store) are translated into these at
@@ -52,6 +54,11 @@ class LoginRejected(BadRequest):
 
 class PathRejected(BadRequest):
     slug, title = "path-rejected", "The request path is not allowed"
+
+
+class AmbiguousRequest(BadRequest):
+    """A header or cookie the gateway relies on came twice (or as a list): refused, since
+    picking one value would be a guess (``reason`` is e.g. ``duplicate_header:x-csrf``)."""
 
 
 class CsrfRejected(GatewayError):
@@ -94,6 +101,12 @@ class RouteNotFound(GatewayError):
 class MethodNotAllowed(GatewayError):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
+    def __init__(
+        self, detail: str | None = None, *, reason: str | None = None, allow: bytes = b""
+    ) -> None:
+        super().__init__(detail, reason=reason)
+        self.allow = allow  # the Allow header value (RFC 9110 15.5.6), empty if unknown
+
 
 class BodyTooLarge(GatewayError):
     status, slug, title = 413, "body-too-large", "Request body too large"
@@ -110,6 +123,13 @@ class UpstreamTimeout(UpstreamUnavailable):
 class IdentityProviderUnavailable(GatewayError):
     status, slug, title = 503, "idp-unavailable", "The identity provider is unavailable"
     retry_after = 5
+
+
+class ClientAborted(GatewayError):
+    """The client closed the connection mid-request or mid-response: nothing can be sent;
+    counted and logged once as ``request.aborted`` (499, as nginx names it)."""
+
+    status, slug, title = 499, "client-closed", "The client closed the connection"
 
 
 class StoreUnavailable(GatewayError):

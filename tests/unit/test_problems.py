@@ -44,6 +44,8 @@ EXPECTED = {
     "UpstreamTimeout": (504, "upstream-timeout"),
     "IdentityProviderUnavailable": (503, "idp-unavailable"),
     "StoreUnavailable": (503, "store-unavailable"),
+    "AmbiguousRequest": (400, "bad-request"),
+    "ClientAborted": (499, "client-closed"),
 }
 ERRORS = [pytest.param(cls, id=cls.__name__) for cls in _all_errors()]
 

@@ -1,16 +1,21 @@
 """The proxy hot path, as a plain ASGI callable (no Starlette routing or response objects).
 
-Per request: match the route, check the path, check CSRF, load the session (one store
-round trip), make sure the access token is fresh (single-flight refresh), then stream the
-request to the upstream and the response back. Outcomes of the refresh are matched
-exhaustively: Fresh | Refreshed → forward; Rejected → 401 + cookie cleared; Unavailable →
-forward while the token is valid, else 503 with Retry-After.
+Per request: check the path and match the route, check the route's methods, check CSRF,
+load the session (one store round trip), make sure the access token is fresh
+(single-flight refresh), then stream the request to the upstream and the response back.
+Outcomes of the refresh are matched exhaustively: Fresh | Refreshed → forward; Rejected →
+401 + cookie cleared; Unavailable → forward while the token is valid, else 503 with
+Retry-After. A client that leaves mid-body or mid-response is an abort (``request.aborted``,
+status label ``client_closed``), not a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, assert_never
 
 from bffgate import audit, logs
@@ -21,9 +26,11 @@ from bffgate.endpoints.session_access import lookup_session
 from bffgate.errors import (
     BadRequest,
     BodyTooLarge,
+    ClientAborted,
     CsrfRejected,
     GatewayError,
     IdentityProviderUnavailable,
+    MethodNotAllowed,
     NotAuthenticated,
     PathRejected,
     RouteNotFound,
@@ -36,29 +43,52 @@ from bffgate.proxy.headers import (
     incoming_traceparent,
     upstream_request_headers,
 )
-from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable, check_path
+from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
 from bffgate.session.refresh import Fresh, Refreshed, Rejected, Unavailable
 from bffgate.session.service import LoadedSession
 
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+# The proxy_requests status label of a request the client abandoned (documented in README).
+_CLIENT_CLOSED = "client_closed"
+
+
+@dataclass
+class _Outcome:
+    """What proxy() reports after _proxy() returns or raises: the route once matched (so a
+    refused or failed request is still counted under it) and the status sent."""
+
+    route: Route | None = None
+    status: int = 500
 
 
 async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
                 info: RequestInfo) -> None:
     started = time.perf_counter()
-    route: Route | None = None
-    status = 500
+    outcome = _Outcome()
     response_started = False
 
     async def tracked_send(message: dict[str, Any]) -> None:
         nonlocal response_started
         response_started = True
-        await send(message)
+        try:
+            await send(message)
+        except OSError as exc:  # ASGI: a server may raise on a closed connection
+            raise ClientAborted(reason="client_disconnected") from exc
 
     try:
-        route, status = await _proxy(scope, receive, tracked_send, deps, info)
+        await _proxy(scope, receive, tracked_send, deps, info, outcome)
+    except ClientAborted as exc:
+        # The client went away: nothing can be answered. One warning line, no traceback,
+        # counted under its own status label (nginx's 499 "client closed request").
+        route = outcome.route
+        audit.emit(AuditEvent.REQUEST_ABORTED, level="warning", reason=exc.reason,
+                   route=route.name if route else None,
+                   status=outcome.status if response_started else None,
+                   duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        outcome.status = exc.status
     except GatewayError as exc:
-        status = exc.status
+        outcome.status = exc.status
+        route = outcome.route
         if not isinstance(exc, CsrfRejected | NotAuthenticated):
             audit.emit(AuditEvent.REQUEST_REJECTED if exc.status < 500
                        else AuditEvent.REQUEST_PROXIED,
@@ -68,32 +98,45 @@ async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
             extra = []
             if isinstance(exc, SessionEnded):
                 extra.append((b"set-cookie", deps.cookies.clear_session()))
-            await send_problem(send, exc, request_id=info.request_id, extra_headers=extra)
+            if isinstance(exc, MethodNotAllowed) and exc.allow:
+                extra.append((b"allow", exc.allow))
+            with contextlib.suppress(OSError):  # the client may be gone already
+                await send_problem(send, exc, request_id=info.request_id, extra_headers=extra)
     except Exception:  # a bug or an unmapped library error: 500 problem, logged, never a trace
+        outcome.status = 500
+        route = outcome.route
         logs.get_logger().exception("request.failed", route=route.name if route else None)
         if not response_started:
-            await send_problem(send, GatewayError(reason="internal_error"),
-                               request_id=info.request_id)
-    if route is not None:
+            with contextlib.suppress(OSError):
+                await send_problem(send, GatewayError(reason="internal_error"),
+                                   request_id=info.request_id)
+    if outcome.route is not None:
         elapsed = time.perf_counter() - started
-        deps.metrics.proxy_requests.labels(route.name, f"{status // 100}xx").inc()
-        deps.metrics.proxy_latency.labels(route.name).observe(elapsed)
+        label = _CLIENT_CLOSED if outcome.status == ClientAborted.status \
+            else f"{outcome.status // 100}xx"
+        deps.metrics.proxy_requests.labels(outcome.route.name, label).inc()
+        deps.metrics.proxy_latency.labels(outcome.route.name).observe(elapsed)
 
 
 async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
-                 info: RequestInfo) -> tuple[Route, int]:
+                 info: RequestInfo, outcome: _Outcome) -> None:
     started = time.perf_counter()
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else str(raw_path)
     try:
-        check_path(path)  # before matching: an escaping path is refused whatever it targets
+        # Every path check first (an escaping path is refused whatever it targets), then
+        # the route, then the route's own rule for ';' parameters.
+        route = deps.routes.resolve(path)
     except PathNotAllowed as exc:
         raise PathRejected(reason=f"path:{exc.reason}") from None
-    route = deps.routes.match(path)
     if route is None:
         raise RouteNotFound(reason="no_route")
+    outcome.route = route
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     method: str = scope["method"]
+    if method not in route.methods:  # before the session is loaded or anything forwarded
+        raise MethodNotAllowed(f"{method} is not allowed on this route",
+                               reason="method_not_allowed", allow=route.allow_header)
 
     bearer: str | None = None
     session: LoadedSession | None = None
@@ -118,7 +161,7 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
             raise BodyTooLarge(reason="body_too_large")
     has_body = (content_length not in (None, "0")) or (
         header(headers, b"transfer-encoding") is not None) or method not in _BODYLESS
-    body = _body(receive, deps.settings.server.max_body_size) if has_body else None
+    body = _RequestBody(receive, deps.settings.server.max_body_size) if has_body else None
 
     upstream_headers = upstream_request_headers(
         headers, bearer=bearer, client_ip=info.client_ip,
@@ -131,33 +174,46 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
         url += "?" + qs.decode("latin-1")
     client = deps.upstreams[route.upstream_origin]
     try:
-        resp = await client.send(method, url, upstream_headers, body, route.timeout)
+        resp = await client.send(method, url, upstream_headers,
+                                 body.chunks() if body else None, route.timeout)
     except UpstreamUnavailable as exc:
         deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
         raise
+    watch: _ClientWatch | None = None
+    streaming = False
     try:
+        outcome.status = resp.status
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": downstream_response_headers(resp.headers,
                                                            request_id=info.request_id)})
         try:
             async for chunk in resp.body():
+                if watch is not None and watch.gone:
+                    raise ClientAborted(reason="client_disconnected")
+                if watch is None and streaming and (body is None or body.done):
+                    # A streamed response (second chunk on): notice a client that left,
+                    # as uvicorn drops writes to a closed connection without a word. Only
+                    # once the request body is read whole: receive() has one reader.
+                    watch = _ClientWatch(receive)
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    streaming = True
         except UpstreamUnavailable as exc:
             # Headers are out: all we can do is cut the response short (the server then
             # closes the connection, so the client sees a truncated body, not a full one).
             deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
             audit.emit(AuditEvent.REQUEST_PROXIED, level="warning", reason=exc.reason,
                        route=route.name, status=resp.status)
-            return route, resp.status
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        if watch is not None:
+            watch.close()
         await resp.close()
     audit.emit(AuditEvent.REQUEST_PROXIED, route=route.name, status=resp.status,
                duration_ms=round((time.perf_counter() - started) * 1000, 2),
                session=session.handle.short if session else None,
                sub=session.data.sub if session else None)
-    return route, resp.status
 
 
 async def _fresh_token(session: LoadedSession, deps: Deps,
@@ -189,17 +245,47 @@ async def _fresh_token(session: LoadedSession, deps: Deps,
             assert_never(outcome)
 
 
-async def _body(receive: Any, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise UpstreamUnavailable(reason="client_disconnected")
-        chunk = message.get("body", b"")
-        seen += len(chunk)
-        if seen > limit:
-            raise BodyTooLarge(reason="body_too_large")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class _RequestBody:
+    """The client's request body as an iterator for the upstream client, capped at
+    ``limit``; a client gone mid-body is a ``ClientAborted``, not an upstream failure."""
+
+    def __init__(self, receive: Any, limit: int) -> None:
+        self._receive, self._limit = receive, limit
+        self.done = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientAborted(reason="client_disconnected")
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self._limit:
+                raise BodyTooLarge(reason="body_too_large")
+            if not message.get("more_body", False):
+                self.done = True
+            if chunk:
+                yield chunk
+            if self.done:
+                return
+
+
+class _ClientWatch:
+    """Waits for the client's ``http.disconnect`` in the background while a response
+    streams, so a client that left stops the copy (and is counted as an abort)."""
+
+    def __init__(self, receive: Any) -> None:
+        self._task = asyncio.ensure_future(self._wait(receive))
+
+    @staticmethod
+    async def _wait(receive: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    @property
+    def gone(self) -> bool:
+        return self._task.done()
+
+    def close(self) -> None:
+        self._task.cancel()

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.crypto.cookie_codec import binding_hash, new_login_binding
-from bffgate.endpoints.context import cookie_values
+from bffgate.endpoints.context import single_cookie
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.return_url import ReturnUrlRejected, check_return_url
 from bffgate.errors import IdentityProviderUnavailable, InvalidReturnUrl
@@ -35,9 +35,8 @@ async def login(request: Request) -> Response:
 
     # One binding value per browser: reuse a well-formed existing one so parallel tabs
     # share it (no cookie multiplication), otherwise mint a new one.
-    existing = [v for v in cookie_values(request.headers.raw, deps.settings.login_cookie_name)
-                if _BINDING_SHAPE.match(v)]
-    binding = existing[0] if existing else new_login_binding()
+    existing = single_cookie(request.headers.raw, deps.settings.login_cookie_name)
+    binding = existing if existing and _BINDING_SHAPE.match(existing) else new_login_binding()
 
     verifier, state, nonce = new_code_verifier(), new_state(), new_nonce()
     record = LoginRecord(verifier, nonce, return_url, deps.clock.now(),

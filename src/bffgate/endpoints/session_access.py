@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.endpoints.context import cookie_values, csrf_failure
+from bffgate.endpoints.context import csrf_failure, single_cookie
 from bffgate.endpoints.deps import Deps
 from bffgate.errors import CsrfRejected, NotAuthenticated
 from bffgate.session.service import LoadedSession
@@ -24,22 +24,20 @@ async def lookup_session(headers: list[tuple[bytes, bytes]],
                          deps: Deps) -> tuple[LoadedSession | None, str | None]:
     """The session the request's cookie names (one store round trip), or None and why:
     ``no_cookie``, ``cookie_invalid`` (bad signature/format: audited as tampering) or
-    ``session_unknown`` (expired, logged out or revoked)."""
-    values = cookie_values(headers, deps.settings.cookie.name)
-    if not values:
+    ``session_unknown`` (expired, logged out or revoked). The cookie sent twice raises
+    ``AmbiguousRequest``."""
+    value = single_cookie(headers, deps.settings.cookie.name)  # two of them: 400, no guess
+    if value is None:
         return None, "no_cookie"
-    reason = "cookie_invalid"
-    for value in values[:4]:
-        handle = deps.sessions.decode_cookie(value)
-        if handle is None:
-            continue
-        reason = "session_unknown"
-        session = await deps.sessions.load(handle)
-        if session is not None:
-            return session, None
-    if reason == "cookie_invalid":
-        audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason=reason, status=401)
-    return None, reason
+    handle = deps.sessions.decode_cookie(value)
+    if handle is None:
+        audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason="cookie_invalid",
+                   status=401)
+        return None, "cookie_invalid"
+    session = await deps.sessions.load(handle)
+    if session is None:
+        return None, "session_unknown"
+    return session, None
 
 
 async def load_session_or_401(request: Request, deps: Deps) -> LoadedSession:

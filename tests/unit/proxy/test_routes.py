@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable, check_path
+from bffgate.proxy.routes import (
+    DEFAULT_METHODS,
+    PathNotAllowed,
+    Route,
+    RouteTable,
+    check_path,
+)
 
 
-def _route(prefix: str, upstream: str = "http://up:8000", *, strip: bool = False) -> Route:
+def _route(prefix: str, upstream: str = "http://up:8000", *, strip: bool = False,
+           matrix: bool = False, methods: tuple[str, ...] = DEFAULT_METHODS) -> Route:
     return Route(prefix=prefix, upstream=upstream, token="user", strip_prefix=strip,
-                 timeout=30.0, name=prefix)
+                 timeout=30.0, name=prefix, methods=frozenset(methods),
+                 allow_matrix_params=matrix)
 
 
 @pytest.fixture
@@ -113,7 +121,7 @@ def test_upstream_origin_and_base_path() -> None:
         pytest.param("/a/b.c/d..e/.well-known", id="dots-inside-names"),
         pytest.param("/a/...", id="three-dots"),
         pytest.param("/a/%C3%A9t%C3%A9", id="encoded-utf8"),
-        pytest.param("/a/~user/b;c=d", id="tilde-and-params"),
+        pytest.param("/a/~user/b", id="tilde"),
         pytest.param("/a/%3F%23", id="encoded-query-and-fragment-chars"),
         pytest.param("/a/" + "x" * 8000, id="long-but-under-limit"),
     ],
@@ -167,3 +175,115 @@ def test_check_path_rejects_escapes(path: str, reason: str) -> None:
     with pytest.raises(PathNotAllowed) as info:
         check_path(path)
     assert info.value.reason == reason
+
+
+# Issue 7, finding 2: servlet containers read "..;" as "..", so "/api/..;/secret" escaped
+# /api on the upstream. Each of these reached the upstream before the fix.
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/api/..;/secret", id="dotdot-semicolon"),
+        pytest.param("/api/..;x=1/secret", id="dotdot-with-param"),
+        pytest.param("/api/.;/secret", id="dot-semicolon"),
+        pytest.param("/api/..;", id="dotdot-semicolon-at-end"),
+        pytest.param("/api/..%3b/secret", id="dotdot-encoded-semicolon"),
+        pytest.param("/api/..%3B/secret", id="dotdot-encoded-semicolon-upper"),
+        pytest.param("/api/x/..;jsessionid=1/../secret", id="dotdot-jsessionid"),
+    ],
+)
+@pytest.mark.parametrize("matrix", [False, True], ids=["default", "matrix-allowed"])
+def test_matrix_dot_segments_are_dot_segments(path: str, matrix: bool) -> None:
+    """A segment whose part before ';' is '.' or '..' is refused, even where ';' is allowed."""
+    with pytest.raises(PathNotAllowed) as info:
+        check_path(path, allow_matrix_params=matrix)
+    assert info.value.reason == "dot_segment"
+    with pytest.raises(PathNotAllowed):
+        RouteTable([_route("/api", matrix=matrix)]).resolve(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/api/a;b", id="param"),
+        pytest.param("/api/a;jsessionid=x", id="jsessionid"),
+        pytest.param("/api/;", id="bare-semicolon"),
+        pytest.param("/api/a%3bb", id="encoded-semicolon"),
+    ],
+)
+def test_semicolon_refused_unless_the_route_opts_in(path: str) -> None:
+    """Without allow_matrix_params any ';' (raw or %3b) is refused; with it, it passes."""
+    with pytest.raises(PathNotAllowed) as info:
+        check_path(path)
+    assert info.value.reason == "matrix_params"
+    with pytest.raises(PathNotAllowed) as info:
+        RouteTable([_route("/api")]).resolve(path)
+    assert info.value.reason == "matrix_params"
+    route = RouteTable([_route("/api", matrix=True)]).resolve(path)
+    assert route is not None and route.prefix == "/api"
+
+
+def test_matrix_params_match_like_a_servlet() -> None:
+    """Routes are matched on the path without ';params' (as the upstream would read it),
+    and a route that did not opt in cannot be reached through a parameterised prefix."""
+    table = RouteTable([_route("/", matrix=True), _route("/admin")])
+    with pytest.raises(PathNotAllowed) as info:
+        table.resolve("/admin;x/users")  # not the permissive root route: /admin's rules
+    assert info.value.reason == "matrix_params"
+    assert table.match("/admin;x/users") is not None
+    assert table.match("/admin;x/users").prefix == "/admin"  # type: ignore[union-attr]
+    open_table = RouteTable([_route("/", matrix=True), _route("/admin", matrix=True)])
+    with pytest.raises(PathNotAllowed) as info:
+        open_table.resolve("/admin;x/users")  # params inside the prefix: refused
+    assert info.value.reason == "matrix_params_in_prefix"
+    assert open_table.resolve("/admin/users;v=2") is not None
+    assert open_table.resolve("/site;v=1/x").prefix == "/"  # type: ignore[union-attr]
+
+
+# Issue 7, finding 11: overlong UTF-8 forms of '.' and '/' reached the upstream as written.
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        pytest.param("/api/%c0%ae%c0%ae/x", "invalid_utf8", id="overlong-2-byte-dotdot"),
+        pytest.param("/api/%C0%AE/x", "invalid_utf8", id="overlong-2-byte-dot-upper"),
+        pytest.param("/api/%e0%80%ae%e0%80%ae/x", "invalid_utf8", id="overlong-3-byte-dotdot"),
+        pytest.param("/api/%f0%80%80%ae/x", "invalid_utf8", id="overlong-4-byte-dot"),
+        pytest.param("/api/..%c0%af../x", "invalid_utf8", id="overlong-slash"),
+        pytest.param("/api/..%e0%80%af/x", "invalid_utf8", id="overlong-3-byte-slash"),
+        pytest.param("/api/%c1%9c/x", "invalid_utf8", id="overlong-backslash"),
+        pytest.param("/api/%c0%2e", "encoded_separator_or_dot", id="lead-byte-then-dot"),
+        pytest.param("/api/%80/x", "invalid_utf8", id="lone-continuation"),
+        pytest.param("/api/%c3/x", "invalid_utf8", id="truncated-sequence"),
+        pytest.param("/api/%ed%a0%80/x", "invalid_utf8", id="surrogate"),
+        pytest.param("/api/%f8%88%80%80%80", "invalid_utf8", id="five-byte-form"),
+        pytest.param("/api/%ff", "invalid_utf8", id="ff-byte"),
+        pytest.param("/api/\xe9", "non_ascii", id="raw-latin1-byte"),
+        pytest.param("/api/\xc3\xa9", "non_ascii", id="raw-utf8-bytes"),
+    ],
+)
+def test_invalid_utf8_and_raw_non_ascii_refused(path: str, reason: str) -> None:
+    """Percent-encoded bytes must decode as strict UTF-8 (no overlong forms); raw bytes
+    outside printable ASCII are refused (a client percent-encodes them)."""
+    with pytest.raises(PathNotAllowed) as info:
+        check_path(path)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/a/%C3%A9t%C3%A9", id="two-byte"),
+        pytest.param("/a/%E2%82%AC", id="three-byte-euro"),
+        pytest.param("/a/%F0%9F%98%80", id="four-byte-emoji"),
+        pytest.param("/a/%c2%ae", id="registered-sign-not-a-dot"),
+    ],
+)
+def test_valid_utf8_passes(path: str) -> None:
+    assert check_path(path) == path
+
+
+def test_route_methods_and_allow_header() -> None:
+    """A route lists its methods; the 405 Allow value keeps the usual order."""
+    route = _route("/ro", methods=("HEAD", "GET", "PROPFIND"))
+    assert route.allow_header == b"GET, HEAD, PROPFIND"
+    assert "TRACE" not in _route("/api").methods
+    assert _route("/api").allow_header == b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
