@@ -20,10 +20,24 @@ from support.e2e import (  # noqa: F401 - re-exported for older imports
     read_session_tokens,
     start_login,
 )
-from support.gateway import GatewayProcess, gateway_config, new_ports
+from support.gateway import ALL_LOGS, GatewayProcess, gateway_config, new_ports
 from support.idp import OidcProviderProcess
 from support.redis import RedisServer
+from support.secrets_scan import scan
 from support.upstream import EchoUpstream
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_scan_at_session_end() -> Iterator[None]:
+    """The tier's invariant, checked once after every e2e test whatever the file order: no
+    secret any test saw (tokens, code, verifier, client secret, keys, cookie) appears in a
+    gateway log or in a response sent to a test browser. Autouse and session-scoped, it is
+    set up before every other session fixture, so its teardown runs after the last gateway
+    has stopped and written its last line. A leak is an error that fails the run."""
+    yield
+    leaks = scan(ALL_LOGS)
+    if leaks:
+        pytest.fail("secret scan: " + "; ".join(leaks), pytrace=False)
 
 
 @pytest.fixture(scope="session")
