@@ -401,6 +401,8 @@ class Gen:
         base = getattr(self, family)(rng, cid)
         data = bytearray(base.data)
         for _ in range(rng.randint(1, 4)):
+            if not data:
+                break
             i = rng.randrange(len(data))
             op = rng.randrange(6)
             if op == 0:
