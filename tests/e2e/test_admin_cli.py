@@ -23,8 +23,22 @@ def bffgate(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, env=child_env())
 
 
+async def _metric_samples(gateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(trust_env=False) as c:
+        m = await c.get(gateway.admin_url + "/metrics",
+                        headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert m.status_code == 200
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(m.text) for s in family.samples}
+
+
 async def test_health_ready_and_metrics(gateway, browser, idp_client, redis_server) -> None:
+    before = await _metric_samples(gateway)
     await login(browser, idp_client, redis_server.url)
+    assert (await browser.api("GET", "/api/metrics-probe")).status_code == 200
+    assert (await browser.get("/api/metrics-probe")).status_code == 401  # no X-CSRF
     async with httpx.AsyncClient(trust_env=False) as c:
         assert (await c.get(gateway.admin_url + "/healthz")).json() == {"status": "ok"}
         ready = await c.get(gateway.admin_url + "/readyz")
@@ -37,11 +51,24 @@ async def test_health_ready_and_metrics(gateway, browser, idp_client, redis_serv
                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert m.status_code == 200
     text = m.text
-    for name in ("bffgate_logins_started_total", "bffgate_login_results_total",
-                 "bffgate_token_exchange_total", "bffgate_login_duration_seconds_bucket",
-                 "bffgate_csrf_rejections_total", "bffgate_redis_errors_total"):
-        assert name in text, name
     assert 'bffgate_login_results_total{outcome="succeeded",reason="ok"}' in text
+    # A fresh registry already lists every name: what counts is that the requests this test
+    # made moved exactly the counters they should, by exactly one.
+    after = await _metric_samples(gateway)
+
+    def moved(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        assert key in after, (name, labels)
+        return after[key] - before.get(key, 0.0)
+
+    assert moved("bffgate_logins_started_total") == 1
+    assert moved("bffgate_login_results_total", outcome="succeeded", reason="ok") == 1
+    assert moved("bffgate_token_exchange_total", result="ok") == 1
+    assert moved("bffgate_login_duration_seconds_count") == 1
+    assert moved("bffgate_proxy_requests_total", route="/api", status_class="2xx") == 1
+    assert moved("bffgate_proxy_requests_total", route="/api", status_class="4xx") == 1
+    assert moved("bffgate_csrf_rejections_total") == 1
+    assert moved("bffgate_redis_errors_total") == 0
 
 
 async def test_admin_lists_and_revokes_a_users_sessions(gateway, browser, idp_client,
