@@ -259,6 +259,21 @@ async def test_duplicate_login_binding_cookie_refused(gateway, path) -> None:
     assert len(gateway.audit("login.started")) == before
 
 
+async def test_duplicate_logout_sid_refused(browser, idp_client, redis_server, gateway) -> None:
+    """`?sid=wrong&sid=<right>` logged out before (the last value won); now 400 and the
+    session stays."""
+    await login(browser, idp_client, redis_server.url)
+    logout_url = (await browser.api("GET", "/bff/user")).json()["logout_url"]
+    sid = logout_url.split("sid=", 1)[1]
+    for query in (f"sid=wrong&sid={sid}", f"sid={sid}&sid={sid}"):
+        r = await browser.get(f"/bff/logout?{query}")
+        assert r.status_code == 400, r.text
+        assert r.json()["type"].endswith("/bad-request")
+        assert "location" not in r.headers
+    assert (await browser.api("GET", "/bff/user")).status_code == 200
+    assert "duplicate_parameter:sid" in _reasons(gateway)
+
+
 @pytest.mark.parametrize(("headers", "reason"), [
     pytest.param([("Origin", "http://evil.example"), ("Origin", "{origin}")],
                  "duplicate_header:origin", id="origin-twice"),

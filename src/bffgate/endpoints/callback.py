@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.endpoints.context import cookie_values
+from bffgate.endpoints.context import single_cookie
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.session_access import lookup_session
 from bffgate.endpoints.session_end import end_session
@@ -57,9 +57,9 @@ async def callback(request: Request) -> Response:
     if len(state) > 128 or (code is not None and len(code) > 4096):
         raise _reject(deps, "parameter_too_long")
 
-    bindings = cookie_values(request.headers.raw, deps.settings.login_cookie_name)
+    binding = single_cookie(request.headers.raw, deps.settings.login_cookie_name)
     try:
-        record = await deps.sessions.take_login(state, bindings[0] if bindings else None)
+        record = await deps.sessions.take_login(state, binding)
     except LoginRecordRejected as exc:
         raise _reject(deps, exc.reason, "unknown, used, expired or foreign login state") from None
 

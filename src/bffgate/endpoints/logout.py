@@ -19,7 +19,7 @@ from bffgate.audit import AuditEvent
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.session_access import lookup_session
 from bffgate.endpoints.session_end import end_session
-from bffgate.errors import Forbidden
+from bffgate.errors import AmbiguousRequest, Forbidden
 from bffgate.oidc.errors import OidcError
 from bffgate.problems import NO_STORE
 
@@ -32,7 +32,14 @@ async def logout(request: Request) -> Response:
     location = post_logout
     clear_cookie = session is not None or why in ("cookie_invalid", "session_unknown")
     if session is not None:
-        sid = request.query_params.get("sid") or ""
+        sids = request.query_params.getlist("sid")
+        if len(sids) > 1:  # which one counts would be a guess (Starlette's get() takes the last)
+            audit.emit(AuditEvent.REQUEST_REJECTED, level="warning",
+                       reason="duplicate_parameter:sid", session=session.handle.short,
+                       sub=session.data.sub, status=400)
+            raise AmbiguousRequest("parameter sid must be sent once",
+                                   reason="duplicate_parameter:sid")
+        sid = sids[0] if sids else ""
         if not hmac.compare_digest(sid.encode(), session.data.logout_id.encode()):
             audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason="logout_sid_mismatch",
                        session=session.handle.short, sub=session.data.sub, status=403)
