@@ -73,8 +73,14 @@ async def test_login_user_proxy_logout(browser, idp_client, idp, gateway, upstre
     assert end.startswith(idp.issuer)
     q = parse_qs(urlsplit(end).query)
     assert q["post_logout_redirect_uri"] == [f"http://localhost:{gateway.port}/"]
-    assert "id_token_hint" in q
+    assert q["id_token_hint"] == [stored["tokens"]["it"]]  # this session's ID token, once
+    assert q["client_id"] == [CLIENT_ID]
     assert browser.cookie("__Host-bffgate") is None  # cleared
+    # the IdP itself was asked to revoke this session's refresh token, and did
+    rt_hash = hashlib.sha256(stored["tokens"]["rt"].encode()).hexdigest()
+    assert [(r["token_type_hint"], r["status"]) for r in idp.stats()["revocations"]
+            if r["client_id"] == CLIENT_ID and r["token_sha256"] == rt_hash] == [
+        ("refresh_token", 200)]
 
     # the old cookie is dead everywhere, and the grant was revoked at the IdP
     again = await browser.api("GET", "/bff/user", headers={"cookie": f"__Host-bffgate={cookie}"})
