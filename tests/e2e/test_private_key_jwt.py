@@ -139,6 +139,15 @@ async def test_login_refresh_and_logout_authenticate_with_the_key(
     gw = _start_gateway(case, ports[case.name], op, redis_server, upstream, tmp_path)
     b = Browser(gw.url)
     try:
+        # `bffgate doctor` authenticates the client with the key (a made-up code must get
+        # invalid_grant, not invalid_client)
+        doctor = subprocess.run([sys.executable, "-m", "bffgate", "doctor", "--config",
+                                 str(gw.config_path)], capture_output=True, text=True,
+                                timeout=60, env=child_env())
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert f"authenticated client {case.client_id!r} (private_key_jwt" in doctor.stdout
+        op.reset_stats()
+
         async with httpx.AsyncClient(trust_env=False, timeout=30) as idp_client:
             r = await login(b, idp_client, redis_server.url)
         assert r.status_code == 302, r.text
