@@ -23,17 +23,11 @@ def _xfail(reason: str) -> pytest.MarkDecorator:
 # (family, inputs): the whole sample stays well under a minute on two busy cores.
 FAMILIES = [
     pytest.param("paths", 120, id="paths"),
-    pytest.param("paths_matrix", 40, id="paths_matrix", marks=_xfail(
-        "issue 7 items 2 and 11 (`..;`/`;` segments, overlong UTF-8 dots): being fixed by "
-        "engineer A")),
+    pytest.param("paths_matrix", 40, id="paths_matrix"),
     pytest.param("methods", 60, id="methods"),
-    pytest.param("methods_refused", 40, id="methods_refused", marks=_xfail(
-        "issue 7 item 1 (TRACE/TRACK/CONNECT refused, route methods): being fixed by "
-        "engineer A")),
+    pytest.param("methods_refused", 40, id="methods_refused"),
     pytest.param("headers", 100, id="headers"),
-    pytest.param("duplicates", 40, id="duplicates", marks=_xfail(
-        "issue 7 item 3 (duplicate X-CSRF/cookies/Origin/Host/Content-Length): being fixed "
-        "by engineer A")),
+    pytest.param("duplicates", 40, id="duplicates"),
     pytest.param("framing", 80, id="framing"),
     pytest.param("upgrade", 60, id="upgrade"),
     pytest.param("pipelining", 60, id="pipelining"),

@@ -52,8 +52,6 @@ def test_csrf_passes_only_the_exact_header_and_own_origin(
     _check_csrf_invariant(method, headers)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 item 3 (duplicate X-CSRF/Origin): being fixed "
-                   "by engineer A")
 @given(st.sampled_from(METHODS),
        st.lists(st.tuples(names, values.map(lambda s: s.encode("latin-1"))), max_size=6))
 @example("GET", [(b"X-CSRF", b"1"), (b"X-CSRF", b"2")])

@@ -63,16 +63,12 @@ def test_accepted_path_never_decodes_to_a_dot_segment(path: str) -> None:
         assert escape_in(path, matrix=False, overlong=False) is None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 item 2 (`..;` segments, `;` refused unless "
-                   "allow_matrix_params): being fixed by engineer A")
 @given(paths(MATRIX))
 def test_accepted_path_has_no_matrix_dot_segment(path: str) -> None:
     if _accepted(path):
         assert escape_in(path, matrix=True, overlong=False) is None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 item 11 (overlong UTF-8 dots): being fixed "
-                   "by engineer A")
 @given(paths(OVERLONG))
 def test_accepted_path_has_no_overlong_dot_segment(path: str) -> None:
     if _accepted(path):
