@@ -115,12 +115,15 @@ def check_path(raw_path: str, *, allow_matrix_params: bool = False) -> str:
                              else "control_or_backslash")
     if _BAD_ENCODED.search(raw_path) or _escape_after_decoding(raw_path):
         raise PathNotAllowed("encoded_separator_or_dot")
-    try:
-        decoded = unquote_to_bytes(raw_path).decode("utf-8")  # strict: overlong forms fail
-    except UnicodeDecodeError:
-        raise PathNotAllowed("invalid_utf8") from None
-    if _DECODED_CONTROL.search(decoded):
-        raise PathNotAllowed("control_or_backslash")
+    if "%" in raw_path:
+        try:
+            decoded = unquote_to_bytes(raw_path).decode("utf-8")  # strict: no overlong forms
+        except UnicodeDecodeError:
+            raise PathNotAllowed("invalid_utf8") from None
+        if _DECODED_CONTROL.search(decoded):
+            raise PathNotAllowed("control_or_backslash")
+    else:  # printable ASCII without escapes (checked above) decodes to itself
+        decoded = raw_path
     raw_segments = raw_path.split("/")[1:]
     # %2f and %5c are refused above, so decoded segments line up with the raw ones.
     for i, (seg, plain) in enumerate(zip(raw_segments, decoded.split("/")[1:], strict=True)):
