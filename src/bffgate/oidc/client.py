@@ -79,11 +79,11 @@ class OidcClient:
     def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
-        self._key: ClientKey | None = None
+        self._auth: ClientAuth | ClientKey
         if rp.client_auth == "private_key_jwt":
-            # Checked at startup (config validation does the same), never at token time.
-            self._key = load_client_key(rp.private_key)
-            self._auth: ClientAuth | None = None  # built per call (audience, IdP's algorithms)
+            # Loaded and checked now (config validation does the same), never at token time;
+            # the assertion is signed per call (audience, the IdP's algorithms, lifetime).
+            self._auth = load_client_key(rp.private_key)
         else:
             self._auth = ClientAuth(rp.client_id, rp.client_secret, rp.client_auth)
 
@@ -91,21 +91,20 @@ class OidcClient:
         return await self.discovery.metadata()
 
     def _client_auth(self, meta: ProviderMetadata) -> ClientAuth:
-        if self._auth is not None:
+        if isinstance(self._auth, ClientAuth):
             return self._auth
-        if self._key is None:
-            raise AssertionError("private_key_jwt without a key")  # __init__ guarantees one
+        key = self._auth
         try:
-            alg = self._key.algorithm_for(
+            alg = key.algorithm_for(
                 meta.raw.get("token_endpoint_auth_signing_alg_values_supported"))
         except ClientKeyMismatch as exc:
             raise ProviderMisconfigured(f"oidc.private_key: {exc}") from exc
         now = int(self._clock.now())
         # A short-lived assertion (authlib adds the jti); aud is the token endpoint, which
         # RFC 7523 and RFC 9126 (PAR) both accept, as do revocation endpoints.
-        assertion = PrivateKeyJWT(meta.token_endpoint, alg=alg, headers={"kid": self._key.kid},
+        assertion = PrivateKeyJWT(meta.token_endpoint, alg=alg, headers={"kid": key.kid},
                                   claims={"iat": now, "exp": now + _ASSERTION_LIFETIME})
-        return ClientAuth(self.rp.client_id, self._key.key, assertion)
+        return ClientAuth(self.rp.client_id, key.key, assertion)
 
     async def _post(self, meta: ProviderMetadata, url: str, form: dict[str, str]) -> httpx.Response:
         headers = {"Content-Type": "application/x-www-form-urlencoded",
