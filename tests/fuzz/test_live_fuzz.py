@@ -16,10 +16,6 @@ pytestmark = pytest.mark.fuzz
 SEED = 20261201
 
 
-def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
 # (family, inputs): the whole sample stays well under a minute on two busy cores.
 FAMILIES = [
     pytest.param("paths", 120, id="paths"),
