@@ -230,19 +230,26 @@ def test_upgrade_refused_promptly_and_never_forwarded(gw, early, raw) -> None:
     assert rejected(gw, doc["request_id"])["reason"] == "framing:upgrade"
 
 
-def test_pipelined_get_then_garbage_answered_in_order(gw, echo) -> None:
-    """Finding 9 (d), RFC 9112 §9.3.2: the valid GET that came first is forwarded and its
-    answer is sent first; then the 400 for the garbage, then the close (httptools used to
-    send only the 400 while the GET still ran at the upstream)."""
+@pytest.mark.parametrize(("bad", "slug"), [
+    pytest.param(b"GARBAGE\x00 / HTTP/1.1\r\n\r\n", "bad-framing", id="garbage"),
+    pytest.param(b"POST /public/b HTTP/1.1\r\n" + HOST + b"Content-Length: 1\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "bad-framing", id="cl-and-te"),
+    pytest.param(b"GET /public/b HTTP/1.1\r\n" + HOST + b"Upgrade: foo\r\n\r\n", "upgrade-refused",
+                 id="upgrade"),
+])
+def test_pipelined_get_then_bad_request_answered_in_order(gw, echo, bad, slug) -> None:
+    """Finding 9 (d), RFC 9112 §9.3.2: the valid GET that came first (a slow one) is forwarded
+    and its answer is sent first; then the refusal of what followed it, then the close
+    (httptools used to send only a 400 while the GET still ran at the upstream)."""
     before = len(echo.seen)
-    data, closed, took = exchange(gw.port, b"GET /public/first?x=1 HTTP/1.1\r\n" + HOST + b"\r\n"
-                                  b"GARBAGE\x00 / HTTP/1.1\r\n\r\n")
+    data, closed, took = exchange(gw.port, b"GET /public/slow?s=0.3 HTTP/1.1\r\n" + HOST
+                                  + b"\r\n" + bad)
     got = responses(data)
     assert closed and took < PROMPT, (data, took)
     assert [r[0] for r in got] == [200, 400], data
-    assert json.loads(got[0][2])["path"] == "/public/first"
-    assert_problem(got[1], 400, "bad-framing")
-    assert [r["path"] for r in echo.seen[before:]] == ["/public/first"]
+    assert json.loads(got[0][2])["path"] == "/public/slow"
+    assert_problem(got[1], 400, slug)
+    assert [r["path"] for r in echo.seen[before:]] == ["/public/slow"]
 
 
 def test_pipelined_requests_answered_in_order(gw, echo) -> None:
