@@ -18,7 +18,8 @@ from bffgate.errors import GatewayError
 from bffgate.framing import bad_chunk, check_framing, classify_rejected_head, malformed
 from bffgate.http_protocol import _FramingGuard
 
-_HEAD_KEEP = 64 * 1024  # a head longer than this is refused by the parser anyway
+_HEAD_KEEP = 64 * 1024  # enough to name the cause; llhttp refuses far longer heads anyway
+_HEAD_READS = 64  # a head trickled in more reads than this is classified without the rest
 
 
 class _Refused(Exception):
@@ -35,7 +36,9 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
         self._refusal: GatewayError | None = None
         self._in_message = False
         self._in_body = False
-        self._head: bytearray | None = None  # None: the head began mid-read (pipelined)
+        # The reads the current head came in (references, no copies on the hot path);
+        # None when the head began mid-read (pipelined) and its start is unknown.
+        self._head: list[bytes] | None = None
         self._reading_from_boundary = False
         self._running: RequestResponseCycle | None = None
         self._read = b""
@@ -45,8 +48,9 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         self._reading_from_boundary = not self._in_message
-        if self._in_message and not self._in_body and self._head is not None:
-            self._head += data[: _HEAD_KEEP - len(self._head)]
+        if self._in_message and not self._in_body and self._head is not None \
+                and len(self._head) < _HEAD_READS:
+            self._head.append(data)
         self._read = data
         try:
             self.parser.feed_data(data)
@@ -65,7 +69,7 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
             self.refuse(bad_chunk() if chunked else malformed(), victim=self.cycle,
                         method=method, path=self.scope.get("path", ""))
         elif self._head is not None:
-            self.refuse(classify_rejected_head(bytes(self._head)))
+            self.refuse(classify_rejected_head(b"".join(self._head)[:_HEAD_KEEP]))
         else:
             fields = self.headers if self._in_message else []
             self.refuse(check_framing(fields, method=b"", http_version=b"1.1") or malformed())
@@ -73,7 +77,7 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
     def on_message_begin(self) -> None:
         # The head starts at this read's first byte only if no message was open when the
         # read began and this is the first message to begin in it.
-        self._head = bytearray(self._read[:_HEAD_KEEP]) if self._reading_from_boundary else None
+        self._head = [self._read] if self._reading_from_boundary else None
         self._reading_from_boundary = False
         self._in_message, self._in_body = True, False
         super().on_message_begin()
