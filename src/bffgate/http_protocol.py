@@ -5,7 +5,7 @@ answer, never a guess.
 
 uvicorn hands every parser refusal to ``send_400_response``; both subclasses route it, and the
 gateway's own head checks (``bffgate.framing``), to ``_FramingGuard.refuse``. ``server.http_parser``
-picks the parser (``protocol_class``).
+picks the parser (``bffgate.http_parsers``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ from uvicorn.server import ServerState
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.errors import ConfigError, GatewayError
+from bffgate.errors import GatewayError
 from bffgate.framing import bad_chunk, check_framing, classify_rejected_head, head_fields, malformed
 from bffgate.problems import problem_parts
-
-PARSERS = ("auto", "h11", "httptools")
 
 
 class _FramingGuard:
@@ -150,21 +148,3 @@ class FramingH11Protocol(_FramingGuard, H11Protocol):
         cycle = self.cycle
         return (cycle is not None and cycle is not self._victim
                 and not cycle.response_complete and not cycle.disconnected)
-
-
-def protocol_class(choice: str) -> type[asyncio.Protocol]:
-    """The protocol for ``server.http_parser``: auto (httptools when installed, else h11),
-    h11 or httptools."""
-    if choice not in PARSERS:
-        raise ConfigError([f"server.http_parser: must be one of {', '.join(PARSERS)}; "
-                           f"got {choice!r}"])
-    if choice == "h11":
-        return FramingH11Protocol
-    try:
-        from bffgate.http_protocol_httptools import FramingHttpToolsProtocol
-    except ImportError:
-        if choice == "httptools":
-            raise ConfigError(["server.http_parser: httptools is not installed; install "
-                               "bffgate[speed] or set it to auto or h11"]) from None
-        return FramingH11Protocol
-    return FramingHttpToolsProtocol

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from bffgate.http_protocol import protocol_class
+from bffgate.http_parsers import protocol_class
 from bffgate.listeners import check_listeners
 
 
