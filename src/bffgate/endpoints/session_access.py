@@ -9,7 +9,7 @@ from bffgate.audit import AuditEvent
 from bffgate.endpoints.context import csrf_failure, single_cookie
 from bffgate.endpoints.deps import Deps
 from bffgate.errors import CsrfRejected, NotAuthenticated
-from bffgate.session.service import LoadedSession
+from bffgate.session.service import LoadedSession, NoSession
 
 
 def require_csrf(request: Request, deps: Deps) -> None:
@@ -27,17 +27,10 @@ async def lookup_session(headers: list[tuple[bytes, bytes]],
     ``session_unknown`` (expired, logged out or revoked). The cookie sent twice raises
     ``AmbiguousRequest``."""
     value = single_cookie(headers, deps.settings.cookie.name)  # two of them: 400, no guess
-    if value is None:
-        return None, "no_cookie"
-    handle = deps.sessions.decode_cookie(value)
-    if handle is None:
-        audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason="cookie_invalid",
-                   status=401)
-        return None, "cookie_invalid"
-    session = await deps.sessions.load(handle)
-    if session is None:
-        return None, "session_unknown"
-    return session, None
+    found = await deps.sessions.from_cookie(value)
+    if isinstance(found, NoSession):
+        return None, found.value
+    return found, None
 
 
 async def load_session_or_401(request: Request, deps: Deps) -> LoadedSession:

@@ -13,6 +13,7 @@ import json
 import random
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bffgate import audit
@@ -62,6 +63,14 @@ class NewTokens:
     id_token: str | None
     expires_at: float | None
     sub: str | None = None  # the subject of a validated ID token in the response, if any
+
+
+class NoSession(StrEnum):
+    """Why a request has no session (the value is the problem's ``reason``)."""
+
+    NO_COOKIE = "no_cookie"
+    COOKIE_INVALID = "cookie_invalid"  # bad signature or format: audited as tampering
+    SESSION_UNKNOWN = "session_unknown"  # expired, logged out or revoked
 
 
 class SessionService:
@@ -147,6 +156,22 @@ class SessionService:
             return self.codec.decode(value)
         except CookieInvalid:
             return None
+
+    async def from_cookie(self, value: str | None) -> LoadedSession | NoSession:
+        """The session a request's cookie names (one store round trip), or why there is none.
+
+        ``value`` is the single session-cookie value the edge found (None: no cookie); a
+        cookie sent twice is the edge's to refuse before asking. A cookie that fails its
+        signature or format check is audited here (``request.rejected``, ``cookie_invalid``)."""
+        if not value:
+            return NoSession.NO_COOKIE
+        handle = self.decode_cookie(value)
+        if handle is None:
+            audit.emit(AuditEvent.REQUEST_REJECTED, level="warning",
+                       reason=NoSession.COOKIE_INVALID.value, status=401)
+            return NoSession.COOKIE_INVALID
+        session = await self.load(handle)
+        return NoSession.SESSION_UNKNOWN if session is None else session
 
     async def load(self, handle: SessionHandle) -> LoadedSession | None:
         """One store round trip: read and slide the idle TTL. None when gone or unopenable."""
