@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,7 +50,6 @@ class TokenResponse:
     refresh_token: str | None
     id_token: str | None
     scope: str | None
-    raw_extra: Mapping[str, Any] = field(default_factory=dict)
     sub: str | None = None  # set by refresh(): the subject of the validated ID token
 
     def __repr__(self) -> str:
@@ -95,8 +94,7 @@ class OidcClient:
             return self._auth
         key = self._auth
         try:
-            alg = key.algorithm_for(
-                meta.raw.get("token_endpoint_auth_signing_alg_values_supported"))
+            alg = key.algorithm_for(meta.auth_signing_algs)
         except ClientKeyMismatch as exc:
             raise ProviderMisconfigured(f"oidc.private_key: {exc}") from exc
         now = int(self._clock.now())

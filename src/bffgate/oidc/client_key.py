@@ -62,7 +62,7 @@ class ClientKey:
     def algorithm_for(self, supported: object) -> str:
         """The assertion algorithm to use with an IdP whose metadata lists ``supported``
         (``token_endpoint_auth_signing_alg_values_supported``; absent or empty: no limit)."""
-        if not isinstance(supported, list) or not supported:
+        if not isinstance(supported, list | tuple) or not supported:
             return self.algorithms[0]
         offered = {a for a in supported if isinstance(a, str)}
         for alg in self.algorithms:

@@ -30,7 +30,9 @@ class ProviderMetadata:
     iss_parameter_supported: bool
     require_par: bool
     auth_methods: tuple[str, ...]
-    raw: dict[str, Any]
+    # token_endpoint_auth_signing_alg_values_supported as listed (private_key_jwt picks
+    # from it; entries are checked there); empty: the IdP sets no limit.
+    auth_signing_algs: tuple[object, ...]
 
     @classmethod
     def parse(cls, doc: dict[str, Any], expected_issuer: str) -> ProviderMetadata:
@@ -59,19 +61,16 @@ class ProviderMetadata:
             require_par=doc.get("require_pushed_authorization_requests") is True,
             auth_methods=tuple(doc.get("token_endpoint_auth_methods_supported")
                                or ("client_secret_basic",)),
-            raw=doc,
+            auth_signing_algs=tuple(algs) if isinstance(
+                algs := doc.get("token_endpoint_auth_signing_alg_values_supported"), list)
+            else (),
         )
-
-
-async def fetch_json(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    """GET a JSON document from the IdP; transport and 5xx failures are ProviderUnavailable."""
-    doc, _ = await fetch_json_response(http, url)
-    return doc
 
 
 async def fetch_json_response(http: httpx.AsyncClient,
                               url: str) -> tuple[dict[str, Any], httpx.Response]:
-    """``fetch_json`` plus the response itself (for its headers, e.g. ``Date``)."""
+    """GET a JSON document from the IdP, with the response itself (for its headers, e.g.
+    ``Date``); transport and 5xx failures are ProviderUnavailable."""
     try:
         resp = await http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
@@ -101,10 +100,6 @@ class Discovery:
         self._keys_tried_at = 0.0  # the last fetch attempt, failed or not (rate limit)
         self._lock = asyncio.Lock()
 
-    @property
-    def cached(self) -> ProviderMetadata | None:
-        return self._meta
-
     async def metadata(self) -> ProviderMetadata:
         now = self._clock.now()
         if self._meta and now - self._meta_at < self._ttl:
@@ -114,7 +109,7 @@ class Discovery:
                 return self._meta
             url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
             try:
-                doc = await fetch_json(self._http, url)
+                doc, _ = await fetch_json_response(self._http, url)
             except ProviderUnavailable:
                 if self._meta:  # keep serving the last good metadata while the IdP is away
                     return self._meta
@@ -128,7 +123,8 @@ class Discovery:
         is): for reporting whether the IdP answers. Raises ProviderUnavailable or
         ProviderMisconfigured."""
         url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
-        ProviderMetadata.parse(await fetch_json(self._http, url), self._issuer)
+        doc, _ = await fetch_json_response(self._http, url)
+        ProviderMetadata.parse(doc, self._issuer)
 
     async def keys(self, kid: str | None = None) -> KeySet:
         """The JWKS; refetched when expired, or when ``kid`` is unknown (rate-limited)."""
@@ -144,7 +140,7 @@ class Discovery:
                 return self._keys  # another task just refetched (or tried to)
             self._keys_tried_at = self._clock.now()
             try:
-                doc = await fetch_json(self._http, meta.jwks_uri)
+                doc, _ = await fetch_json_response(self._http, meta.jwks_uri)
             except ProviderUnavailable:
                 if self._keys is not None:
                     return self._keys
