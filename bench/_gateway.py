@@ -25,7 +25,9 @@ CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp")
 
 
 def upstream_factory(name: str) -> Callable[[], Any]:
-    from bffgate.proxy.forward import AiohttpUpstream, HttpxUpstream
+    from httpx_upstream import HttpxUpstream  # bench/, beside this script
+
+    from bffgate.proxy.forward import AiohttpUpstream
 
     if name == "aiohttp":
         return AiohttpUpstream

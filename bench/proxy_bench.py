@@ -22,7 +22,7 @@ cookie verify, one Redis round trip, token unseal, forward, stream back):
   b-info     b with the log level at info: one request.proxied audit line per request
              (read from the gateway's stdout pipe, as a log shipper would)
   b-asyncio  b on the plain asyncio loop (bffgate serve uses uvloop when installed)
-  c          bffgate + bffgate.proxy.forward.HttpxUpstream (httpx/httpcore pool)
+  c          bffgate + HttpxUpstream of bench/httpx_upstream.py (httpx/httpcore pool)
   d          bffgate + HttpxUpstream(transport=httpx_aiohttp.AiohttpTransport(...)),
              only when the httpx-aiohttp package is importable
 

@@ -1,22 +1,20 @@
-"""Streaming upstream clients behind one small interface.
+"""The streaming upstream client behind one small interface (``UpstreamClient``).
 
-``AiohttpUpstream`` is what the gateway ships: on this project's benchmark (bench/) its
-pool is several times faster than httpcore's under concurrency. ``HttpxUpstream`` stays
-for comparison in bench/. Both stream the request body in and the response body out,
-never follow redirects, never decompress (bytes pass through as the upstream sent them),
-and turn transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``. Both send
-exactly the Content-Length they forward or abort the request; aiohttp's pooled connection is
-reused only after a request sent whole and a response read whole.
+``AiohttpUpstream`` is what the gateway ships: on this project's benchmark its pool is
+several times faster than httpcore's under concurrency (bench/httpx_upstream.py keeps the
+httpx client it was compared with). It streams the request body in and the response body
+out, never follows redirects, never decompresses (bytes pass through as the upstream sent
+them), and turns transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``. It
+sends exactly the Content-Length it forwards or aborts the request (``OutgoingBody``); its
+pooled connection is reused only after a request sent whole and a response read whole.
 """
 
 from __future__ import annotations
 
-import http.cookiejar
 from collections.abc import AsyncIterator
 from typing import Protocol
 
 import aiohttp
-import httpx
 
 from bffgate.errors import BadRequest, GatewayError, UpstreamTimeout, UpstreamUnavailable
 from bffgate.proxy.headers import declared_length
@@ -38,7 +36,7 @@ class UpstreamClient(Protocol):
     async def close(self) -> None: ...
 
 
-class _OutgoingBody:
+class OutgoingBody:
     """The request body on its way to the upstream, counted against the Content-Length it
     is forwarded with: the gateway never sends a length it has not verified against the
     bytes it sends (RFC 9112 §6.2; a body shorter than its length leaves the upstream
@@ -88,7 +86,7 @@ class _OutgoingBody:
 
 
 class _AiohttpResponse:
-    def __init__(self, resp: aiohttp.ClientResponse, sent: _OutgoingBody) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, sent: OutgoingBody) -> None:
         self._resp = resp
         self._sent = sent
         self._read_whole = False
@@ -129,7 +127,7 @@ class AiohttpUpstream:
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
                    body: AsyncIterator[bytes] | None, timeout: float) -> _AiohttpResponse:
         hdrs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-        outgoing = _OutgoingBody(body, headers)
+        outgoing = OutgoingBody(body, headers)
         try:
             resp = await self._session.request(
                 method, url, headers=hdrs, data=outgoing.chunks(), allow_redirects=False,
@@ -152,53 +150,3 @@ class AiohttpUpstream:
 
     async def close(self) -> None:
         await self._session.close()
-
-
-class _HttpxResponse:
-    def __init__(self, resp: httpx.Response) -> None:
-        self._resp = resp
-        self.status = resp.status_code
-        self.headers = [(k.lower(), v) for k, v in resp.headers.raw]
-
-    async def body(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.aiter_raw():
-                yield chunk
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(reason="upstream_read_timeout") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(reason="upstream_read_error") from exc
-
-    async def close(self) -> None:
-        await self._resp.aclose()
-
-
-class HttpxUpstream:
-    """The same contract over httpx (kept for benchmarks and comparison)."""
-
-    def __init__(self, limit: int = 512, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        # A jar that never stores: a shared client must not replay one user's upstream
-        # cookie on everybody's requests; and no default headers the browser didn't send.
-        jar = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            follow_redirects=False, transport=transport, trust_env=False, cookies=jar)
-        self._client.headers.clear()
-
-    async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
-                   body: AsyncIterator[bytes] | None, timeout: float) -> _HttpxResponse:
-        outgoing = _OutgoingBody(body, headers)
-        req = self._client.build_request(method, url, headers=headers, content=outgoing.chunks(),
-                                         timeout=httpx.Timeout(timeout, connect=5.0))
-        try:
-            resp = await self._client.send(req, stream=True)
-        except GatewayError:
-            raise
-        except httpx.TimeoutException as exc:
-            raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from exc
-        except httpx.HTTPError as exc:
-            raise outgoing.error or UpstreamUnavailable(reason="upstream_connect_error") from exc
-        return _HttpxResponse(resp)
-
-    async def close(self) -> None:
-        await self._client.aclose()
