@@ -32,11 +32,13 @@ class AuditEvent(StrEnum):
 
 
 # The documented field catalogue (README "Audit events"). emit() refuses anything else so
-# that a typo can't silently fork the schema.
+# that a typo can't silently fork the schema. The IdP's error code travels in ``reason``
+# (``idp_error:<code>``, ``token_exchange:<error>``) and the upstream is named by ``route``:
+# no second field for either.
 FIELDS = frozenset(
     {
         "request_id", "session", "sub", "client_ip", "user_agent", "route", "method", "path",
-        "status", "duration_ms", "reason", "upstream", "idp_error", "detail", "count",
+        "status", "duration_ms", "reason", "detail", "count",
     }
 )
 
