@@ -417,7 +417,9 @@ class Run:
                     case is None and rid in self.all_answered):  # its X-Fuzz-Case was mangled
                 when = rec["at"]
                 around = [c for c, (t0, t1) in self.timing.items() if t0 <= when <= t1]
-                if case_id in self.gave_up or (case is None and self.gave_up & set(around)):
+                if case is not None and case.abort_after is not None:
+                    self.counts["reset_before_answer"] += 1  # the client reset on purpose
+                elif case_id in self.gave_up or (case is None and self.gave_up & set(around)):
                     # The client stopped waiting (an input the server may wait on) before
                     # the answer came: not the gateway's doing.
                     self.counts["late_answers"] += 1
@@ -498,6 +500,7 @@ class Run:
                 f"open_redirects={by_kind['open_redirect']} "
                 f"forwarded={self.counts['forwarded']} silent_closes={self.counts['drops']} "
                 f"late_answers={self.counts['late_answers']} "
+                f"reset_before_answer={self.counts['reset_before_answer']} "
                 f"relogins={self.counts['relogins']} duration={seconds:.0f}s")
 
 
