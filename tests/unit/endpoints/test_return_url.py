@@ -13,7 +13,7 @@ from bffgate.endpoints.return_url import REASONS, ReturnUrlRejected, check_retur
 
 BASE = "https://app.example.com/x"
 HOST = "app.example.com"
-CORPUS = Path(__file__).resolve().parent.parent / "data" / "openredirects.txt"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "openredirects.txt"
 
 # Checklist item 16, "Values that must be rejected", in order.
 CHECKLIST_REJECTED = [
