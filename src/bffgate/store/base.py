@@ -1,8 +1,14 @@
-"""The SessionStore contract shared by the Redis and in-memory stores.
+"""The store contracts, one Protocol per concern, that the Redis and in-memory stores implement.
 
-A session record is opaque bytes to the store, plus two numbers the store itself needs:
-the absolute expiry (so the TTL it slides never outlives it) and a generation counter
-(so a rotated token set is saved with compare-and-set: two writers never both win).
+- ``SessionRecords``: session records and the sub / IdP-sid indexes that revocation reads.
+  A record is opaque bytes plus two numbers the store itself needs: the absolute expiry (so
+  the TTL it slides never outlives it) and a generation counter (so a rotated token set is
+  saved with compare-and-set: two writers never both win).
+- ``LoginRecordStore``: single-use login records (one per login in flight).
+- ``ReplayGuard``: names claimed once within a window (back-channel logout ``jti``).
+- ``RefreshLocks``: lease locks, one per session, for the single-flight refresh.
+
+``SessionStore`` is all four plus the backend's lifecycle: what app.py builds and closes.
 Every backend failure surfaces as ``bffgate.errors.StoreUnavailable``.
 """
 
@@ -19,27 +25,14 @@ class StoredSession:
     generation: int
 
 
-class StoreLock(Protocol):
-    """A lease lock with a token-checked release."""
-
-    async def acquire(self, wait_seconds: float) -> bool: ...
-
-    async def extend(self) -> bool: ...
-
-    async def release(self) -> None: ...
-
-
-class SessionStore(Protocol):
-    async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None: ...
-
-    async def take_login(self, state: str) -> bytes | None:
-        """Atomically fetch and delete (single use)."""
-        ...
-
+class SessionRecords(Protocol):
     async def create_session(
         self, key: str, data: bytes, *, now_ms: int, idle_ms: int, absolute_expiry_ms: int,
         sub: str, idp_sid: str | None,
-    ) -> None: ...
+    ) -> None:
+        """Store a new record, indexed by ``sub`` and ``idp_sid``: a record that exists is
+        always in its indexes (a failure part-way never leaves one that revocation misses)."""
+        ...
 
     async def load_session(self, key: str, *, now_ms: int, idle_ms: int) -> StoredSession | None:
         """Read the record and slide its idle TTL, in one round trip."""
@@ -58,11 +51,37 @@ class SessionStore(Protocol):
 
     async def keys_for_idp_sid(self, idp_sid: str) -> list[str]: ...
 
-    async def claim_once(self, name: str, ttl_seconds: int) -> bool:
-        """True the first time ``name`` is claimed within ``ttl_seconds`` (replay guard)."""
+
+class LoginRecordStore(Protocol):
+    async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None: ...
+
+    async def take_login(self, state: str) -> bytes | None:
+        """Atomically fetch and delete (single use)."""
         ...
 
+
+class ReplayGuard(Protocol):
+    async def claim_once(self, name: str, ttl_seconds: int) -> bool:
+        """True the first time ``name`` is claimed within ``ttl_seconds``."""
+        ...
+
+
+class StoreLock(Protocol):
+    """A lease lock with a token-checked release."""
+
+    async def acquire(self, wait_seconds: float) -> bool: ...
+
+    async def extend(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class RefreshLocks(Protocol):
     def refresh_lock(self, key: str, lease_seconds: float) -> StoreLock: ...
+
+
+class SessionStore(SessionRecords, LoginRecordStore, ReplayGuard, RefreshLocks, Protocol):
+    """A whole backend: every concern above, plus its health check and shutdown."""
 
     async def ping(self) -> None: ...
 

@@ -1,12 +1,20 @@
-"""In-memory SessionStore for `bffgate demo` and tests: same contract, one process only."""
+"""In-memory SessionStore for `bffgate demo` and tests: same contract, one process only.
+
+One clock decides every expiry: the store's own (``clock``, the gateway's, so a test's
+FrozenClock moves login records, replay claims and lock leases along with sessions, whose
+times the caller passes as ``now_ms`` from that same clock).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import math
 import uuid
 
+from bffgate.clock import Clock, SystemClock
 from bffgate.store.base import StoredSession
+
+_POLL = 0.01  # seconds between attempts of a waiting lock
 
 
 class _Entry:
@@ -25,23 +33,25 @@ class MemoryLock:
 
     def _free(self) -> bool:
         held = self._owner._locks.get(self._key)
-        return held is None or held[1] <= time.monotonic()
+        return held is None or held[1] <= self._owner.clock.now()
 
     async def acquire(self, wait_seconds: float) -> bool:
-        deadline = time.monotonic() + wait_seconds
-        while True:
+        # The wait is counted in polls, not read off a clock: a frozen test clock must not
+        # make a waiter wait for ever, and the lease itself is the store clock's business.
+        for attempt in range(math.ceil(wait_seconds / _POLL) + 1):
+            if attempt:
+                await asyncio.sleep(_POLL)
             if self._free():
-                self._owner._locks[self._key] = (self._token, time.monotonic() + self._lease)
+                self._owner._locks[self._key] = (self._token,
+                                                 self._owner.clock.now() + self._lease)
                 return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.01)
+        return False
 
     async def extend(self) -> bool:
         held = self._owner._locks.get(self._key)
-        if not held or held[0] != self._token:
+        if not held or held[0] != self._token or held[1] <= self._owner.clock.now():
             return False
-        self._owner._locks[self._key] = (self._token, time.monotonic() + self._lease)
+        self._owner._locks[self._key] = (self._token, self._owner.clock.now() + self._lease)
         return True
 
     async def release(self) -> None:
@@ -51,9 +61,10 @@ class MemoryLock:
 
 
 class MemoryStore:
-    """Dict-backed store with explicit expiry checks (time given by the caller)."""
+    """Dict-backed store with explicit expiry checks, all on one clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
         self._logins: dict[str, tuple[bytes, float]] = {}
         self._sessions: dict[str, _Entry] = {}
         self._index: dict[str, set[str]] = {}
@@ -61,15 +72,15 @@ class MemoryStore:
         self._claims: dict[str, float] = {}
 
     async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
-        self._logins[state] = (data, time.monotonic() + ttl_seconds)
+        now = self.clock.now()
+        self._logins[state] = (data, now + ttl_seconds)
         if len(self._logins) > 10_000:
-            now = time.monotonic()
             for k in [k for k, (_, exp) in self._logins.items() if exp <= now]:
                 del self._logins[k]
 
     async def take_login(self, state: str) -> bytes | None:
         item = self._logins.pop(state, None)
-        if item is None or item[1] <= time.monotonic():
+        if item is None or item[1] <= self.clock.now():
             return None
         return item[0]
 
@@ -123,7 +134,7 @@ class MemoryStore:
         return sorted(k for k in self._index.get("sid:" + idp_sid, set()) if k in self._sessions)
 
     async def claim_once(self, name: str, ttl_seconds: int) -> bool:
-        now = time.monotonic()
+        now = self.clock.now()
         if len(self._claims) > 10_000:
             self._claims = {k: exp for k, exp in self._claims.items() if exp > now}
         if self._claims.get(name, 0.0) > now:

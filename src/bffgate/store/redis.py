@@ -125,8 +125,10 @@ class RedisStore:
 
     def __init__(self, client: Any, key_prefix: str = "bffgate:",
                  on_error: Callable[[], None] | None = None, *, wait_replicas: int = 0,
-                 wait_timeout_ms: int = 1000, max_concurrency: int = 256) -> None:
+                 wait_timeout_ms: int = 1000, max_concurrency: int = 256,
+                 cluster: bool | None = None) -> None:
         self._r = client
+        self._cluster = isinstance(client, RedisCluster) if cluster is None else cluster
         self._slots = asyncio.Semaphore(max_concurrency)
         self._wait_replicas, self._wait_timeout_ms = wait_replicas, wait_timeout_ms
         self._p = key_prefix
@@ -167,20 +169,32 @@ class RedisStore:
         self, key: str, data: bytes, *, now_ms: int, idle_ms: int, absolute_expiry_ms: int,
         sub: str, idp_sid: str | None,
     ) -> None:
+        """Indexes and record together. Standalone and Sentinel: one MULTI/EXEC, all or
+        nothing. Cluster: the indexes live in other slots than the record, so no transaction
+        spans them; the indexes are written first and the record last, so a failure between
+        leaves at worst an index entry naming no record (skipped by readers), never a
+        session that revocation by sub or IdP sid would miss."""
         ttl = min(idle_ms, absolute_expiry_ms - now_ms)
         value = f"{absolute_expiry_ms}|1|".encode() + data
         index_ttl = max(1, (absolute_expiry_ms - now_ms) // 1000 + 60)
 
-        async def run() -> None:
-            await self._r.set(self._s(key), value, px=ttl)
-            pipe = self._r.pipeline(transaction=False)
+        def index(pipe: Any) -> None:
             pipe.sadd(f"{self._p}sub:{sub}", key)
             pipe.expire(f"{self._p}sub:{sub}", index_ttl, gt=True)
             pipe.expire(f"{self._p}sub:{sub}", index_ttl, nx=True)
             if idp_sid:
                 pipe.sadd(f"{self._p}sid:{idp_sid}", key)
                 pipe.expire(f"{self._p}sid:{idp_sid}", index_ttl)
-            await pipe.execute()
+
+        async def run() -> None:
+            pipe = self._r.pipeline(transaction=not self._cluster)
+            index(pipe)
+            if self._cluster:  # a cluster pipeline runs per node, in no set order
+                await pipe.execute()
+                await self._r.set(self._s(key), value, px=ttl)
+            else:
+                pipe.set(self._s(key), value, px=ttl)
+                await pipe.execute()
             await self._replicated()
 
         await self._call(run)
@@ -223,6 +237,10 @@ class RedisStore:
         return await self._call(run) > 0
 
     async def _members(self, index: str) -> list[str]:
+        """The index's members whose record still exists. Outside a cluster a record and
+        its index entries are written in one transaction, so a member without a record is
+        dead and pruned here; in a cluster it may be a login between its two writes, so
+        dead members are left to the index's own TTL."""
         async def run() -> list[str]:
             members = sorted(m.decode() if isinstance(m, bytes) else str(m)
                              for m in await self._r.smembers(index))
@@ -230,7 +248,7 @@ class RedisStore:
             for m in members:
                 if await self._r.exists(self._s(m)):
                     live.append(m)
-                else:
+                elif not self._cluster:
                     await self._r.srem(index, m)
             return live
 

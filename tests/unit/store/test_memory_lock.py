@@ -6,33 +6,22 @@ import asyncio
 
 import pytest
 
-from bffgate.store import memory
+from bffgate.clock import FrozenClock
 from bffgate.store.memory import MemoryStore
 
 
-class FakeMonotonic:
-    """Stands in for the time module inside bffgate.store.memory."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def monotonic(self) -> float:
-        return self.t
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(1000.0)
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
-    fake = FakeMonotonic()
-    monkeypatch.setattr(memory, "time", fake)
-    return fake
+def store(clock: FrozenClock) -> MemoryStore:
+    """The store's leases run on the injected clock (the same one as its sessions)."""
+    return MemoryStore(clock)
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-async def test_first_acquire_wins_second_fails(store: MemoryStore, clock: FakeMonotonic) -> None:
+async def test_first_acquire_wins_second_fails(store: MemoryStore, clock: FrozenClock) -> None:
     """While one holder has the lease, another lock on the same key cannot take it."""
     first, second = store.refresh_lock("h1", 10), store.refresh_lock("h1", 10)
     assert await first.acquire(0)
@@ -40,14 +29,14 @@ async def test_first_acquire_wins_second_fails(store: MemoryStore, clock: FakeMo
 
 
 async def test_locks_on_different_keys_are_independent(
-    store: MemoryStore, clock: FakeMonotonic
+    store: MemoryStore, clock: FrozenClock
 ) -> None:
     """Each session has its own lock."""
     assert await store.refresh_lock("h1", 10).acquire(0)
     assert await store.refresh_lock("h2", 10).acquire(0)
 
 
-async def test_release_lets_the_next_one_in(store: MemoryStore, clock: FakeMonotonic) -> None:
+async def test_release_lets_the_next_one_in(store: MemoryStore, clock: FrozenClock) -> None:
     """After release, another lock acquires at once."""
     first, second = store.refresh_lock("h1", 10), store.refresh_lock("h1", 10)
     await first.acquire(0)
@@ -55,7 +44,7 @@ async def test_release_lets_the_next_one_in(store: MemoryStore, clock: FakeMonot
     assert await second.acquire(0)
 
 
-async def test_release_is_token_checked(store: MemoryStore, clock: FakeMonotonic) -> None:
+async def test_release_is_token_checked(store: MemoryStore, clock: FrozenClock) -> None:
     """A holder whose lease expired and was taken over cannot release the new holder's lock."""
     first, second, third = (store.refresh_lock("h1", 10) for _ in range(3))
     await first.acquire(0)
@@ -65,7 +54,7 @@ async def test_release_is_token_checked(store: MemoryStore, clock: FakeMonotonic
     assert not await third.acquire(0)
 
 
-async def test_lease_expires(store: MemoryStore, clock: FakeMonotonic) -> None:
+async def test_lease_expires(store: MemoryStore, clock: FrozenClock) -> None:
     """A crashed holder's lock frees itself when the lease runs out."""
     first, second = store.refresh_lock("h1", 10), store.refresh_lock("h1", 10)
     await first.acquire(0)
@@ -76,7 +65,7 @@ async def test_lease_expires(store: MemoryStore, clock: FakeMonotonic) -> None:
 
 
 async def test_extend_renews_only_the_holders_lease(
-    store: MemoryStore, clock: FakeMonotonic
+    store: MemoryStore, clock: FrozenClock
 ) -> None:
     """extend() pushes the lease out for the holder; a non-holder's extend() fails."""
     first, second = store.refresh_lock("h1", 10), store.refresh_lock("h1", 10)
@@ -88,7 +77,7 @@ async def test_extend_renews_only_the_holders_lease(
     assert not await second.acquire(0)
 
 
-async def test_extend_after_losing_the_lock_fails(store: MemoryStore, clock: FakeMonotonic) -> None:
+async def test_extend_after_losing_the_lock_fails(store: MemoryStore, clock: FrozenClock) -> None:
     """Once the lease lapsed and someone else took it, the old holder learns it lost."""
     first, second = store.refresh_lock("h1", 10), store.refresh_lock("h1", 10)
     await first.acquire(0)
@@ -98,7 +87,8 @@ async def test_extend_after_losing_the_lock_fails(store: MemoryStore, clock: Fak
 
 
 async def test_waiter_gets_the_lock_when_released(store: MemoryStore) -> None:
-    """acquire(wait) polls until the holder releases (real time, a few milliseconds)."""
+    """acquire(wait) polls until the holder releases (a few milliseconds, even on a frozen
+    clock: the wait is counted in polls)."""
     first, second = store.refresh_lock("h1", 10), store.refresh_lock("h1", 10)
     await first.acquire(0)
     waiter = asyncio.create_task(second.acquire(2))
