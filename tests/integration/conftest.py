@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bffgate.store.redis import RedisStore, create_redis_client
+from support.inprocess import Harness, running_gateway
 from support.redis import RedisServer
 
 
@@ -23,3 +24,10 @@ async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
                        key_prefix=f"t{secrets.token_hex(4)}:")
     yield store
     await store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def h(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """The whole gateway in-process (support/inprocess.py), once per session store."""
+    async with running_gateway(request.param) as harness:
+        yield harness
