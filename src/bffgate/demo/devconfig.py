@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bffgate.config import load_settings
-from bffgate.config_rules import is_loopback_host
+from bffgate.config.rules import is_loopback_host
 from bffgate.errors import ConfigError
 
 CLIENT_ID = "bffgate-dev"

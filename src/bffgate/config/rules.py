@@ -1,0 +1,203 @@
+"""Cross-field configuration rules, one function per section: each yields (key, problem) for
+every setting that would silently weaken the gateway (explicit checks, never ``assert``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+from bffgate.config.model import Settings
+from bffgate.oidc.client_key import ClientKeyError, load_client_key
+from bffgate.proxy.routes import DEFAULT_METHODS, FORBIDDEN_METHODS, KNOWN_METHODS
+
+Problems = Iterator[tuple[str, str]]  # (key, what is wrong and what to do)
+
+# Authorization parameters the gateway sets itself: extra_auth_params may not replace them.
+_PROTOCOL_PARAMS = frozenset({"response_type", "client_id", "redirect_uri", "scope", "state",
+                              "nonce", "code_challenge", "code_challenge_method", "request_uri"})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check(s: Settings) -> Problems:
+    """Every rule of every section, in the order the sections are documented."""
+    for section in SECTION_RULES:
+        yield from section(s)
+
+
+def server(s: Settings) -> Problems:
+    pu = urlsplit(s.server.public_url)
+    if not s.server.public_url:
+        yield "server.public_url", ("required (the origin the browser sees, "
+                                    "e.g. https://app.example.com)")
+    elif pu.scheme not in ("https", "http") or not pu.netloc:
+        yield "server.public_url", f"must be an absolute http(s) URL; got {s.server.public_url!r}"
+    elif pu.scheme == "http" and not is_loopback_host(pu.hostname):
+        yield "server.public_url", ("must use https unless the host is loopback "
+                                    "(localhost, 127.0.0.1)")
+    elif pu.path not in ("", "/") or pu.query or pu.fragment:
+        yield "server.public_url", "must be an origin only (no path, query or fragment)"
+    yield from _listen("server.listen", s.server.listen)
+    if s.server.admin_listen:
+        yield from _listen("server.admin_listen", s.server.admin_listen)
+        admin_host = s.server.admin_listen.rpartition(":")[0]
+        if (not is_loopback_host(admin_host) and not s.server.admin_listen.startswith("unix:")
+                and len(s.server.admin_token.get()) < 16):
+            yield ("server.admin_token",
+                   "required (>= 16 characters) when admin_listen is not loopback")
+    for cidr in s.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            yield "server.trusted_proxies", f"not an IP network: {cidr!r}"
+    if s.server.max_body_size <= 0:
+        yield "server.max_body_size", "must be positive"
+
+
+def oidc(s: Settings) -> Problems:
+    o = s.oidc
+    iu = urlsplit(o.issuer)
+    if not o.issuer:
+        yield "oidc.issuer", "required (the IdP's issuer URL)"
+    elif iu.scheme not in ("https", "http") or not iu.netloc:
+        yield "oidc.issuer", f"must be an absolute URL; got {o.issuer!r}"
+    elif iu.scheme == "http" and not is_loopback_host(iu.hostname):
+        yield "oidc.issuer", "must use https unless the host is loopback"
+    if not o.client_id:
+        yield "oidc.client_id", "required"
+    if o.client_auth in ("client_secret_basic", "client_secret_post"):
+        if not o.client_secret:
+            yield "oidc.client_secret", f"required for client_auth = {o.client_auth}"
+    elif o.client_auth == "private_key_jwt":
+        if not o.private_key:
+            yield "oidc.private_key", "required for client_auth = private_key_jwt (PEM or JWK)"
+        else:
+            try:  # the same loading the client does at startup: no surprise at token time
+                load_client_key(o.private_key.get())
+            except ClientKeyError as exc:
+                yield "oidc.private_key", str(exc)
+    if "openid" not in o.scopes:
+        yield "oidc.scopes", "must include 'openid'"
+    if not o.redirect_path.startswith("/") or o.redirect_path.startswith("//"):
+        yield "oidc.redirect_path", "must be a local path starting with a single '/'"
+    plr = o.post_logout_redirect
+    if not (plr.startswith("/") and not plr.startswith("//")) and urlsplit(plr).scheme != "https":
+        yield "oidc.post_logout_redirect", "must be a local path or an https URL"
+    bad_algs = [a for a in o.id_token_algs if a.lower() == "none" or a.startswith("HS")]
+    if bad_algs:
+        yield "oidc.id_token_algs", f"must not contain 'none' or HMAC algorithms; got {bad_algs}"
+    clash = sorted(_PROTOCOL_PARAMS & set(o.extra_auth_params))
+    if clash:
+        yield "oidc.extra_auth_params", f"must not override protocol parameters: {clash}"
+    if o.clock_skew < 0 or o.clock_skew > 300:
+        yield "oidc.clock_skew", "must be between 0 and 300 seconds"
+
+
+def session(s: Settings) -> Problems:
+    if s.session.idle_timeout <= 0:
+        yield "session.idle_timeout", "must be positive"
+    if s.session.absolute_timeout < s.session.idle_timeout:
+        yield "session.absolute_timeout", "must be >= session.idle_timeout"
+    if s.session.refresh_ahead < 0:
+        yield "session.refresh_ahead", "must not be negative"
+    if not 30 <= s.session.login_timeout <= 3600:
+        yield "session.login_timeout", "must be between 30 seconds and 1 hour"
+
+
+def cookie(s: Settings) -> Problems:
+    c = s.cookie
+    if not c.secret_keys:
+        yield ("cookie.secret_keys",
+               "required: at least one key of >= 32 characters (oldest to newest)")
+    for field, keys in (("secret_keys", c.secret_keys), ("verify_keys", c.verify_keys)):
+        for i, k in enumerate(keys):
+            if len(k.get()) < 32:
+                yield f"cookie.{field}[{i}]", "too short: use at least 32 random characters"
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", c.name):
+        yield "cookie.name", "may contain only letters, digits, '-' and '_'"
+    if c.name.startswith("__Host-") and not c.secure:
+        yield "cookie.secure", "must be true for a __Host- cookie name"
+    if not c.secure and not is_loopback_host(urlsplit(s.server.public_url).hostname):
+        yield "cookie.secure", "may be false only when server.public_url is loopback"
+
+
+def redis(s: Settings) -> Problems:
+    r = s.redis
+    if s.session.store == "redis":
+        if urlsplit(r.url.get()).scheme not in ("redis", "rediss", "unix"):
+            yield "redis.url", "must start with redis://, rediss:// or unix://"
+        if r.cluster and r.sentinel:
+            yield "redis.cluster", "cannot be combined with redis.sentinel"
+        if r.sentinel and ("master" not in r.sentinel or "hosts" not in r.sentinel):
+            yield "redis.sentinel", "needs 'master' (name) and 'hosts' (list of host:port)"
+    if not r.key_prefix:
+        yield "redis.key_prefix", "must not be empty"
+    if not 1 <= r.max_connections <= 10_000:
+        yield "redis.max_connections", "must be between 1 and 10000"
+    if r.wait_replicas < 0:
+        yield "redis.wait_replicas", "must not be negative"
+    if r.wait_replicas and r.cluster:
+        yield "redis.wait_replicas", "is not supported with redis.cluster"
+
+
+def routes(s: Settings) -> Problems:
+    seen: set[str] = set()
+    for i, r in enumerate(s.routes):
+        key = f"routes[{i}]"
+        if (not r.prefix.startswith("/") or "//" in r.prefix or ".." in r.prefix
+                or ";" in r.prefix):
+            yield f"{key}.prefix", f"must be a clean absolute path; got {r.prefix!r}"
+        if r.prefix.rstrip("/") == "/bff" or r.prefix.startswith("/bff/"):
+            yield f"{key}.prefix", "must not shadow the gateway's own /bff/ endpoints"
+        norm = r.prefix.rstrip("/") or "/"
+        if norm in seen:
+            yield f"{key}.prefix", f"duplicate prefix {r.prefix!r}"
+        seen.add(norm)
+        uu = urlsplit(r.upstream)
+        if uu.scheme not in ("http", "https") or not uu.netloc or uu.query or uu.fragment:
+            yield f"{key}.upstream", f"must be an http(s) URL without query; got {r.upstream!r}"
+        if r.timeout <= 0:
+            yield f"{key}.timeout", "must be positive"
+        if r.token == "client":
+            yield f"{key}.token", "'client' (client-credentials tokens) is not supported yet"
+        if r.websocket:
+            yield f"{key}.websocket", "websocket proxying is not supported yet"
+        yield from _methods(f"{key}.methods", r.methods)
+
+
+def _listen(key: str, value: str) -> Problems:
+    if value.startswith("unix:"):
+        return
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        yield key, f"expected host:port or unix:/path; got {value!r}"
+
+
+def _methods(key: str, methods: tuple[str, ...]) -> Problems:
+    """A route's method list: known methods only, upper-case (methods are case-sensitive),
+    never TRACE/TRACK/CONNECT (refused at the edge for every path anyway)."""
+    if not methods:
+        yield key, f"must list at least one method (default: {', '.join(DEFAULT_METHODS)})"
+    forbidden = sorted({m for m in methods if m.upper() in FORBIDDEN_METHODS})
+    if forbidden:
+        yield key, f"must not contain {', '.join(forbidden)} (never proxied)"
+    unknown = sorted({m for m in methods
+                      if m not in KNOWN_METHODS and m.upper() not in FORBIDDEN_METHODS})
+    if unknown:
+        yield key, (f"unknown method(s) {', '.join(unknown)} (methods are upper-case; "
+                    f"known: {', '.join(sorted(KNOWN_METHODS))})")
+
+
+SECTION_RULES: tuple[Callable[[Settings], Problems], ...] = (
+    server, oidc, session, cookie, redis, routes)
