@@ -15,7 +15,8 @@ from support.idp import free_port
 
 
 class EchoUpstream:
-    """``/anything`` → JSON {method, path, query, headers, body_sha256, body_len}.
+    """``/anything`` → JSON {method, path, query, headers, body_sha256, body_len,
+    body_spread (seconds between the body's first and last piece)}; sets ``upstream=1``.
     ``/slow?s=N`` sleeps; ``/big?n=N`` streams N bytes in chunks; ``/status/N`` answers N."""
 
     def __init__(self) -> None:
@@ -32,9 +33,12 @@ class EchoUpstream:
         if scope["type"] != "http":
             return
         body = b""
+        arrived: list[float] = []  # when each piece of the body came in (time.monotonic)
         while True:
             msg = await receive()
-            body += msg.get("body", b"")
+            if msg.get("body"):
+                body += msg["body"]
+                arrived.append(time.monotonic())
             if not msg.get("more_body"):
                 break
         path: str = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
@@ -43,6 +47,7 @@ class EchoUpstream:
             "query": scope["query_string"].decode("latin-1"),
             "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
             "body_sha256": hashlib.sha256(body).hexdigest(), "body_len": len(body),
+            "body_spread": arrived[-1] - arrived[0] if arrived else 0.0,
         }
         self.seen.append(record)
         if "/slow" in path:
