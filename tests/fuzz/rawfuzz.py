@@ -427,6 +427,10 @@ class Run:
                     add(Violation("unanswered_forward", case_id,
                                   f"upstream ran {rec['method']} {path[:100]} but the client "
                                   f"got no upstream answer for it (inputs running: {around})"))
+            if case is not None and case.upstream_path is not None and \
+                    path != case.upstream_path:
+                add(Violation("path_changed", case_id,
+                              f"client sent {case.upstream_path!r}, upstream got {path!r}"))
             if case is not None and case_id in case.body_sha and \
                     rec["body_sha256"] != case.body_sha[case_id]:
                 add(Violation("body_mismatch", case_id,
@@ -496,6 +500,7 @@ class Run:
                 f"secret_leaks={by_kind['leak']} accepted_ambiguous={by_kind['accepted']} "
                 f"not_problem={by_kind['not_problem']} dropped={by_kind['dropped']} "
                 f"policy={by_kind['policy']} body_mismatch={by_kind['body_mismatch']} "
+                f"path_changed={by_kind['path_changed']} "
                 f"errors_logged={by_kind['error_logged']} "
                 f"open_redirects={by_kind['open_redirect']} "
                 f"forwarded={self.counts['forwarded']} silent_closes={self.counts['drops']} "

@@ -58,6 +58,7 @@ class Case:
     half_close: bool = False  # the input ends with EOF (FIN) after the last byte
     allow_501: bool = False  # an unknown transfer coding may be answered 501
     abort_after: int | None = None  # the client resets the connection after this many bytes
+    upstream_path: str | None = None  # if forwarded, exactly this path (byte for byte)
     body_sha: dict[str, str] = field(default_factory=dict)  # request id tag -> body sha256
     note: str = ""
 
@@ -78,6 +79,17 @@ def request(method: str, target: str | bytes, headers: Headers, body: bytes = b"
         hdrs.append((b"Content-Length", str(len(body)).encode()))
     lines += [k + b": " + v for k, v in hdrs]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def upstream_path(target: str) -> str | None:
+    """The path the upstream must see for a request to ``target`` (routes of rawfuzz.Stack:
+    /public is stripped onto /pub, the others are kept as they are)."""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if path.startswith("/public/") or path == "/public":
+        return "/pub" + path[len("/public"):]
+    if path.startswith(("/api/", "/opt/")) or path in ("/api", "/opt"):
+        return path
+    return None
 
 
 def chunked(body: bytes, rng: random.Random) -> bytes:
@@ -133,7 +145,8 @@ class Gen:
             return Case(cid, "paths", [request("GET", b"/api/" + raw, self.base(rng, cid))],
                         ["GET"])
         method = rng.choice(["GET", "GET", "HEAD", "POST", "DELETE"])
-        return Case(cid, "paths", [request(method, target, self.base(rng, cid))], [method])
+        return Case(cid, "paths", [request(method, target, self.base(rng, cid))], [method],
+                    upstream_path=upstream_path(target))
 
     def paths_matrix(self, rng: random.Random, cid: str) -> Case:
         """`;`, `..;` and overlong UTF-8 dots: refused (issue 7 items 2 and 11)."""
@@ -148,8 +161,9 @@ class Gen:
         method = rng.choice(STANDARD_METHODS)
         body = b'{"a":1}' if method not in BODYLESS else b""
         headers = [*self.base(rng, cid), (b"Origin", b"http://" + self.ctx.host.encode())]
-        return Case(cid, "methods", [request(method, self.path(rng, SAFE_SEGMENTS), headers,
-                                             body)], [method])
+        target = self.path(rng, SAFE_SEGMENTS)
+        return Case(cid, "methods", [request(method, target, headers, body)], [method],
+                    upstream_path=upstream_path(target))
 
     def methods_refused(self, rng: random.Random, cid: str) -> Case:
         """TRACE/TRACK/CONNECT never proxied; methods outside the route's list: 405."""

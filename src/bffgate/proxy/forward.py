@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import aiohttp
+import yarl
 
 from bffgate.errors import BadRequest, GatewayError, UpstreamTimeout, UpstreamUnavailable
 from bffgate.proxy.headers import declared_length
@@ -128,9 +129,12 @@ class AiohttpUpstream:
                    body: AsyncIterator[bytes] | None, timeout: float) -> _AiohttpResponse:
         hdrs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
         outgoing = OutgoingBody(body, headers)
+        # The path was checked byte for byte: send it so. Left to yarl, "%41" would go out
+        # as "A" and "%25%32%65" as "%252e", a path the check never saw.
+        target = yarl.URL(url, encoded=True) if url.isascii() and url.isprintable() else url
         try:
             resp = await self._session.request(
-                method, url, headers=hdrs, data=outgoing.chunks(), allow_redirects=False,
+                method, target, headers=hdrs, data=outgoing.chunks(), allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, timeout),
                                               sock_read=timeout),
                 compress=None, chunked=None,
