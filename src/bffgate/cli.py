@@ -14,12 +14,13 @@ from bffgate import __version__
 from bffgate.config import (
     DEFAULT_CONFIG_PATH,
     ENV_PREFIX,
+    ConfigError,
     ConfigFileMissing,
     Settings,
     env_override_name,
     load_settings,
 )
-from bffgate.errors import ConfigError, GatewayError
+from bffgate.errors import GatewayError
 from bffgate.listeners import ListenerUnavailable, check_listeners
 
 DESCRIPTION = ("A Backend-for-Frontend OAuth session gateway. Start with `bffgate demo`; "
@@ -173,7 +174,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from bffgate.app import build_store
     from bffgate.doctor import store_failure
     from bffgate.logs import configure_logging
-    from bffgate.session.service import revoke_sessions
+    from bffgate.session.ending import end_sessions, key_or_sub
 
     configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
     whose = f"sub {args.sub}" if args.sub else f"id {args.id}"
@@ -188,7 +189,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 if not keys:
                     print(f"no sessions for {whose}")
                 return 0
-            n = await revoke_sessions(store, key=args.id, sub=args.sub, reason="cli")
+            which = key_or_sub(args.id, args.sub)
+            n = await end_sessions(store, which, reason="cli") if which else 0
             print(f"revoked {n} session(s)" if n else f"no sessions for {whose}: nothing revoked")
             return 0
         except GatewayError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bffgate.errors import ConfigError
+from bffgate.config import ConfigError
 from bffgate.http_protocol import FramingH11Protocol
 
 PARSERS = ("auto", "h11", "httptools")

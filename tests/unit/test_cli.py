@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bffgate.cli import build_parser, main
-from bffgate.config import load_settings
-from bffgate.errors import ConfigError
+from bffgate.config import ConfigError, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "bffgate.example.toml"
 

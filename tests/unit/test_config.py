@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bffgate.config import (
+    ConfigError,
     CookieSettings,
     LogSettings,
     OidcSettings,
@@ -24,7 +25,6 @@ from bffgate.config import (
     Settings,
     load_settings,
 )
-from bffgate.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 KEY = "k" * 32

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from bffgate.config import load_settings
-from bffgate.errors import ConfigError
+from bffgate.config import ConfigError, load_settings
 
 KEY, NEW = "k" * 32, "n" * 40
 BASE: dict[str, Any] = {

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from bffgate.config import load_settings
-from bffgate.errors import ConfigError
+from bffgate.config import ConfigError, load_settings
 
 BASE: dict[str, Any] = {
     "server": {"public_url": "https://app.example.com"},

@@ -95,7 +95,7 @@ def test_classify_rejected_head(head, reason, status) -> None:
 
 def test_http_parser_choice() -> None:
     """server.http_parser picks the protocol class; both carry the framing policy."""
-    from bffgate.errors import ConfigError
+    from bffgate.config import ConfigError
     from bffgate.http_parsers import protocol_class
     from bffgate.http_protocol import FramingH11Protocol
     from bffgate.http_protocol_httptools import FramingHttpToolsProtocol

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from bffgate.errors import ConfigError
 
-__all__ = ["Collector", "ConfigError"]
+class ConfigError(Exception):
+    """Invalid configuration; ``messages`` lists every problem, each naming its key."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {m}" for m in messages))
 
 
 class Collector:

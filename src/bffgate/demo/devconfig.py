@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bffgate.config import load_settings
+from bffgate.config import ConfigError, load_settings
 from bffgate.config.rules import is_loopback_host
-from bffgate.errors import ConfigError
 
 CLIENT_ID = "bffgate-dev"
 DEFAULT_REDIRECT_URI = "http://localhost:8080/bff/callback"

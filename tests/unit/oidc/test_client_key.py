@@ -21,8 +21,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from bffgate.cli import main as cli_main
 from bffgate.clock import FrozenClock
-from bffgate.config import load_settings
-from bffgate.errors import ConfigError
+from bffgate.config import ConfigError, load_settings
 from bffgate.oidc.client import OidcClient, RelyingParty
 from bffgate.oidc.client_key import ClientKeyError, ClientKeyMismatch, load_client_key
 from bffgate.oidc.discovery import Discovery
