@@ -3,6 +3,7 @@ of the raw-socket fuzzer (never imported by the gateway)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote_to_bytes
 
 MAX_ROUNDS = 4
@@ -28,11 +29,17 @@ def lenient_utf8(data: bytes) -> str:
     return "".join(out)
 
 
+_PERCENT_U = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
+
+
 def decoded_forms(path: str, *, overlong: bool) -> list[str]:
-    """The path raw, then percent-decoded again and again until stable (bounded)."""
+    """The path raw, then percent-decoded again and again until stable (bounded). With
+    ``overlong``, as lenient servers do: overlong UTF-8 and IIS's ``%uXXXX`` too."""
     forms, current = [path], path
     for _ in range(MAX_ROUNDS):
-        raw = unquote_to_bytes(current)
+        text = _PERCENT_U.sub(lambda m: chr(int(m.group(1), 16)), current) if overlong \
+            else current
+        raw = unquote_to_bytes(text)
         nxt = lenient_utf8(raw) if overlong else raw.decode("utf-8", "replace")
         if nxt == current:
             break

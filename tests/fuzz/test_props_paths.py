@@ -19,7 +19,8 @@ DOTS = [".", "..", "...", "%2e", "%2E", ".%2e", "%2e.", "%2e%2e", "%252e", "%25"
         "%2f", "%2F", "%5c", "\\", "%00", "\x00", "%0a", "%ff", "%25%32%65"]
 MATRIX = [";", "..;", ".;", "..;x=1", ";jsessionid=1", "%3b", "..%3b", "%2e%2e;", "%2e%2e%3b"]
 OVERLONG = ["%c0%ae", "%c0%ae%c0%ae", "%e0%80%ae", "%e0%80%ae%e0%80%ae", "%c0%af", "..%c0%af",
-            "%c0%2e", "%f0%80%80%ae", "%c1%8e", "%e0%80%af", "%c0%ae."]
+            "%c0%2e", "%f0%80%80%ae", "%c1%8e", "%e0%80%af", "%c0%ae.", "%u002e",
+            "%uff0e"]
 
 
 def paths(*extra: list[str]) -> st.SearchStrategy[str]:
@@ -70,6 +71,8 @@ def test_accepted_path_has_no_matrix_dot_segment(path: str) -> None:
 
 
 @given(paths(OVERLONG))
+@example("/opt/%u002e")  # IIS's %uXXXX: "." (found by the live fuzzer)
+@example("/api/%u002e%u002e/x")
 def test_accepted_path_has_no_overlong_dot_segment(path: str) -> None:
     if _accepted(path):
         assert escape_in(path, matrix=False, overlong=True) is None

@@ -39,6 +39,8 @@ KNOWN_METHODS = frozenset({
 })
 
 _BAD_ENCODED = re.compile(r"%(2[fF]|5[cC]|2[eE]|00)|%25[0-9a-fA-F]{2}")
+# A "%" that starts no %XX escape: decoders disagree (kept, refused, or IIS's %u002e = ".").
+_BAD_PERCENT = re.compile(r"%(?![0-9a-fA-F]{2})")
 _MAX_DECODES = 4  # percent-decodings examined for a hidden escape
 # Raw path: printable ASCII only (RFC 9112 request-target), no backslash.
 _RAW_FORBIDDEN = re.compile(r"[^\x21-\x7e]|\\")
@@ -115,6 +117,8 @@ def check_path(raw_path: str, *, allow_matrix_params: bool = False) -> str:
                              else "control_or_backslash")
     if _BAD_ENCODED.search(raw_path) or _escape_after_decoding(raw_path):
         raise PathNotAllowed("encoded_separator_or_dot")
+    if _BAD_PERCENT.search(raw_path):
+        raise PathNotAllowed("bad_percent")
     if "%" in raw_path:
         try:
             decoded = unquote_to_bytes(raw_path).decode("utf-8")  # strict: no overlong forms
