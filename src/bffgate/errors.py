@@ -7,7 +7,8 @@
     │   ├── AmbiguousRequest          (400, a header/cookie the gateway trusts sent twice)
     │   └── PathRejected              (400, proxied path escapes its route)
     ├── CsrfRejected                  (401, X-CSRF missing / foreign Origin)
-    ├── NotAuthenticated              (401, no usable session; carries login_url)
+    ├── NotAuthenticated              (401, no usable session; carries login_url; a dead
+    │   │                              cookie is cleared)
     │   └── SessionEnded              (401, refresh rejected by the IdP: session deleted)
     ├── Forbidden                     (403, e.g. bad logout sid, bad admin token)
     ├── RouteNotFound                 (404)
@@ -20,7 +21,10 @@
     └── StoreUnavailable              (503 + Retry-After: Redis unreachable)
 
 Protocol-level errors raised below the edge (oidc, store) are translated into these at
-their boundary; callers decide by type, never by matching message strings.
+their boundary; callers decide by type, never by matching message strings. The edge's
+problem boundary (bffgate.edge.boundary) answers every one of them and audits it as
+``request.rejected``, unless the code that raised it already wrote its own event
+(``audited=True``: ``csrf.rejected``, ``login.failed``, ...).
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ class GatewayError(Exception):
     title: str = "Internal gateway error"
     retry_after: int | None = None
 
-    def __init__(self, detail: str | None = None, *, reason: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, reason: str | None = None,
+                 audited: bool = False) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.reason = reason or self.slug
+        self.audited = audited  # True: its audit event is written, the boundary adds none
 
 
 class BadRequest(GatewayError):
@@ -72,22 +78,31 @@ class CsrfRejected(GatewayError):
             "API from the page the gateway serves",
     }
 
-    def __init__(self, detail: str | None = None, *, reason: str | None = None) -> None:
-        super().__init__(detail or self.DETAILS.get(reason or ""), reason=reason)
+    def __init__(self, detail: str | None = None, *, reason: str | None = None,
+                 audited: bool = False) -> None:
+        super().__init__(detail or self.DETAILS.get(reason or ""), reason=reason,
+                         audited=audited)
 
 
 class NotAuthenticated(GatewayError):
+    """No usable session. ``dead_cookie``: the request's session cookie names no live
+    session (bad signature, or the session is gone), so the answer clears it."""
+
     status, slug, title = 401, "not-authenticated", "Login required"
+    dead_cookie_default = False
 
     def __init__(
-        self, detail: str | None = None, *, reason: str | None = None, login_url: str = ""
+        self, detail: str | None = None, *, reason: str | None = None, login_url: str = "",
+        dead_cookie: bool | None = None,
     ) -> None:
         super().__init__(detail, reason=reason)
         self.login_url = login_url
+        self.dead_cookie = self.dead_cookie_default if dead_cookie is None else dead_cookie
 
 
 class SessionEnded(NotAuthenticated):
     slug, title = "session-ended", "The session has ended; login required"
+    dead_cookie_default = True  # the session was just deleted
 
 
 class Forbidden(GatewayError):
@@ -136,10 +151,3 @@ class StoreUnavailable(GatewayError):
     status, slug, title = 503, "store-unavailable", "The session store is unavailable"
     retry_after = 2
 
-
-class ConfigError(Exception):
-    """Invalid configuration; ``messages`` lists every problem, each naming its key."""
-
-    def __init__(self, messages: list[str]) -> None:
-        self.messages = messages
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {m}" for m in messages))

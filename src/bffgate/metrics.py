@@ -26,7 +26,8 @@ class Metrics:
         self.proxy_requests = Counter("bffgate_proxy_requests", "Proxied requests",
                                       ["route", "status_class"], registry=r)
         self.proxy_latency = Histogram(
-            "bffgate_proxy_duration_seconds", "Proxied request latency (to response start)",
+            "bffgate_proxy_duration_seconds",
+            "Proxied request duration, to the end of the response body (or the refusal)",
             ["route"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=r)
         self.upstream_errors = Counter("bffgate_upstream_errors", "Upstream failures",
                                        ["route", "kind"], registry=r)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.types import Send
+
 from bffgate.errors import GatewayError, NotAuthenticated
 
 PROBLEM_BASE = "https://bffgate.dev/problems/"
@@ -55,7 +57,7 @@ def problem_parts(exc: GatewayError, *, request_id: str | None = None,
     return exc.status, headers, payload
 
 
-async def send_problem(send: Any, exc: GatewayError, *, request_id: str | None = None,
+async def send_problem(send: Send, exc: GatewayError, *, request_id: str | None = None,
                        extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
     status, headers, body = problem_parts(exc, request_id=request_id,
                                           extra_headers=extra_headers)

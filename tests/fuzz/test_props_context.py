@@ -8,7 +8,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bffgate.endpoints.context import TrustedProxies, cookie_values, csrf_failure
+from bffgate.edge.client_address import TrustedProxies
+from bffgate.edge.csrf import csrf_failure
+from bffgate.edge.fields import cookie_values
 from bffgate.errors import BadRequest
 
 pytestmark = pytest.mark.fuzz

@@ -1,20 +1,16 @@
-"""Unit tests for the edge context: the duplicate rule (single_header / single_cookie),
-cookie parsing, the CSRF check, and the X-Forwarded-For walk of server.trusted_proxies."""
+"""Unit tests for the edge's request reading (bffgate.edge): the duplicate rule
+(single_header / single_cookie), cookie parsing, the CSRF check, the X-Forwarded-For walk of
+server.trusted_proxies, and the request context."""
 
 from __future__ import annotations
 
 import pytest
 import structlog
 
-from bffgate.endpoints.context import (
-    TrustedProxies,
-    cookie_values,
-    csrf_failure,
-    list_header,
-    request_info,
-    single_cookie,
-    single_header,
-)
+from bffgate.edge.client_address import TrustedProxies
+from bffgate.edge.csrf import csrf_failure
+from bffgate.edge.fields import cookie_values, list_header, single_cookie, single_header
+from bffgate.edge.request_context import bind_log_context, read_request
 from bffgate.errors import AmbiguousRequest, BadRequest
 
 ORIGIN = "https://app.example.com"
@@ -215,28 +211,28 @@ def test_no_trusted_proxies_trusts_nobody() -> None:
     assert TrustedProxies([]).client_ip("10.0.0.1", "1.2.3.4") == "10.0.0.1"
 
 
-# --- request_info: combining XFF lines, duplicate X-Request-Id ----------------------------
+# --- read_request: combining XFF lines, duplicate X-Request-Id ----------------------------
 
 def _scope(peer: str, *headers: tuple[str, str]) -> dict[str, object]:
     return {"type": "http", "method": "GET", "path": "/api/x", "client": (peer, 1234),
             "headers": _h(*headers)}
 
 
-def test_request_info_combines_xff_lines_in_order() -> None:
+def test_read_request_combines_xff_lines_in_order() -> None:
     """Several X-Forwarded-For lines from a trusted proxy are one list, in order."""
-    info = request_info(_scope("10.0.0.1", ("x-forwarded-for", "6.6.6.6"),
+    info = read_request(_scope("10.0.0.1", ("x-forwarded-for", "6.6.6.6"),
                                ("x-forwarded-for", "1.2.3.4, 10.9.9.9")), PROXIES)
     assert info.client_ip == "1.2.3.4"
 
 
-def test_request_info_trusted_request_id_once() -> None:
+def test_read_request_trusted_request_id_once() -> None:
     rid = "abcdef0123456789"
-    info = request_info(_scope("10.0.0.1", ("x-request-id", rid)), PROXIES)
+    info = read_request(_scope("10.0.0.1", ("x-request-id", rid)), PROXIES)
     assert info.request_id == rid
-    untrusted = request_info(_scope("203.0.113.9", ("x-request-id", rid)), PROXIES)
+    untrusted = read_request(_scope("203.0.113.9", ("x-request-id", rid)), PROXIES)
     assert untrusted.request_id != rid
     # from an untrusted peer a duplicate is ignored along with the header itself
-    request_info(_scope("203.0.113.9", ("x-request-id", rid), ("x-request-id", rid + "x")),
+    read_request(_scope("203.0.113.9", ("x-request-id", rid), ("x-request-id", rid + "x")),
                  PROXIES)
 
 
@@ -249,13 +245,15 @@ def test_request_info_trusted_request_id_once() -> None:
                      id="xff-unknown"),
     ],
 )
-def test_request_info_refuses_ambiguous_trusted_headers(headers: list[tuple[str, str]],
+def test_read_request_refuses_ambiguous_trusted_headers(headers: list[tuple[str, str]],
                                                         reason: str) -> None:
-    """The refusal comes after the log context is bound (peer address, fresh id), so the
-    edge can still log and answer it."""
-    with pytest.raises(AmbiguousRequest) as info:
-        request_info(_scope("10.0.0.1", *headers), PROXIES)
-    assert info.value.reason == reason
+    """The refusal is kept, not raised: the context still has the peer's address and a
+    fresh id, so the edge can log and answer it under that request id."""
+    info = read_request(_scope("10.0.0.1", *headers), PROXIES)
+    assert info.refusal is not None and isinstance(info.refusal, AmbiguousRequest)
+    assert info.refusal.reason == reason
+    assert info.client_ip == "10.0.0.1" and len(info.request_id) == 24
+    bind_log_context(info)
     bound = structlog.contextvars.get_contextvars()
     assert bound["client_ip"] == "10.0.0.1"
-    assert len(bound["request_id"]) == 24
+    assert bound["request_id"] == info.request_id
