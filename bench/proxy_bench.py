@@ -3,6 +3,7 @@
     python bench/proxy_bench.py [--duration 5] [--warmup 1] [--connections 50]
                                 [--rounds 2] [--only a,b,c] [--json FILE]
                                 [--pyspy VARIANT [--pyspy-out FILE]]
+    python bench/proxy_bench.py --checks-only   # smoke: the checks below, no wrk, ~10 s
 
 One run, one machine, everything on 127.0.0.1, every process started here and stopped
 by PID:
@@ -53,8 +54,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -72,50 +71,13 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's process helpe
 from _upstream import DATA, stream_bytes  # noqa: E402
 
 from support.idp import free_port  # noqa: E402
+from support.processes import ChildProcess, ProcessGroup, port_open, redis_pong  # noqa: E402
 
 COOKIE_NAME = "__Host-bffgate"
 MB = 1 << 20
 
 
 # --------------------------------------------------------------------------- processes
-def wait_port(port: int, proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} not accepting after {timeout}s")
-
-
-class Procs:
-    """Every child this bench starts; stopped by PID (SIGTERM, then SIGKILL)."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[Any]] = []
-
-    def start(self, argv: list[str], **kw: Any) -> subprocess.Popen[Any]:
-        p = subprocess.Popen(argv, **kw)
-        self.procs.append(p)
-        return p
-
-    def stop(self, p: subprocess.Popen[Any]) -> None:
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGTERM)
-            try:
-                p.wait(8)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGKILL)
-                p.wait(5)
-
-    def stop_all(self) -> None:
-        for p in reversed(self.procs):
-            self.stop(p)
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of one process, from /proc (Linux)."""
     try:
@@ -129,13 +91,13 @@ def cpu_seconds(pid: int) -> float:
 class Gateway:
     name: str
     port: int
-    proc: subprocess.Popen[Any]
+    proc: ChildProcess
     cookie: str
     lines: list[int] = field(default_factory=lambda: [0])  # stdout lines after the cookie
 
     def drain(self) -> None:
         """Read the gateway's stdout (audit lines) like a log shipper; count lines."""
-        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        fd = self.proc.stdout.fileno()
         while True:
             try:
                 block = os.read(fd, 1 << 16)
@@ -146,35 +108,32 @@ class Gateway:
             self.lines[0] += block.count(b"\n")
 
 
-def start_gateway(procs: Procs, name: str, client: str, upstream_port: int, redis_port: int,
-                  log_level: str, asyncio_loop: bool, stderr_dir: Path) -> Gateway:
+def start_gateway(procs: ProcessGroup, name: str, client: str, upstream_port: int,
+                  redis_port: int, log_level: str, asyncio_loop: bool) -> Gateway:
     port = free_port()
     argv = [sys.executable, str(HERE / "_gateway.py"), "--port", str(port),
             "--upstream", f"http://127.0.0.1:{upstream_port}", "--redis-port", str(redis_port),
             "--client", client, "--log-level", log_level]
     if asyncio_loop:
         argv.append("--asyncio-loop")
-    err_path = stderr_dir / f"gateway-{name}.stderr"
-    with err_path.open("wb") as err:
-        p = procs.start(argv, stdout=subprocess.PIPE, stderr=err)
+    p = procs.start(f"gateway-{name}", argv, stdout_pipe=True)  # stderr: its log file
     try:
         line = _readline_timeout(p, 20.0)
     except RuntimeError:
         line = ""
     cookie = line.strip()
     if not cookie.startswith("v1."):
-        tail = err_path.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"gateway {name}: expected a cookie value on stdout, got "
-                           f"{line[:80]!r}; its stderr ends with:\n{tail}")
+                           f"{line[:80]!r}; its stderr ends with:\n{p.tail()}")
     gw = Gateway(name, port, p, cookie)
     threading.Thread(target=gw.drain, daemon=True).start()
-    wait_port(port, p)
+    p.wait_ready(port_open(port), timeout=15, what="listening")
     return gw
 
 
-def _readline_timeout(p: subprocess.Popen[Any], timeout: float) -> str:
+def _readline_timeout(p: ChildProcess, timeout: float) -> str:
     out: list[bytes] = []
-    t = threading.Thread(target=lambda: out.append(p.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    t = threading.Thread(target=lambda: out.append(p.stdout.readline()), daemon=True)
     t.start()
     t.join(timeout)
     if not out:
@@ -588,9 +547,11 @@ def main() -> int:
     ap.add_argument("--pyspy", help="after timing, profile this variant's gateway with "
                                     "py-spy under the same load and print the hot spots")
     ap.add_argument("--pyspy-out", help="keep py-spy's collapsed stacks here (flamegraph input)")
+    ap.add_argument("--checks-only", action="store_true",
+                    help="smoke mode: start everything, run the checks, no timing (no wrk)")
     args = ap.parse_args()
 
-    for tool in ("wrk", "redis-server"):
+    for tool in ("redis-server",) if args.checks_only else ("wrk", "redis-server"):
         if shutil.which(tool) is None:
             print(f"proxy_bench: {tool} not found on PATH", file=sys.stderr)
             return 2
@@ -618,27 +579,25 @@ def main() -> int:
     print(f"load: wrk -t{args.threads} -c{args.connections}, {args.warmup:g}s warm-up + "
           f"{args.duration:g}s timed, x{args.rounds} rounds, GET /api/data (1 KB JSON)\n",
           flush=True)
-    procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="bffgate-bench-"))
+    procs = ProcessGroup(tmp)
     script = tmp / "report.lua"
     script.write_text(WRK_LUA)
     try:
         redis_port = free_port()
-        redis = procs.start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--daemonize", "no",
-                             "--logfile", str(tmp / "redis.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(redis_port, redis)
+        redis = procs.start("redis", ["redis-server", "--port", str(redis_port),
+                                      "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--daemonize", "no"])
+        redis.wait_ready(redis_pong(redis_port), what="answering PING")
         up_port = free_port()
-        upstream = procs.start([sys.executable, str(HERE / "_upstream.py"), str(up_port)],
-                               stdout=subprocess.DEVNULL,
-                               stderr=(tmp / "upstream.stderr").open("wb"))
-        wait_port(up_port, upstream)
+        upstream = procs.start("upstream",
+                               [sys.executable, str(HERE / "_upstream.py"), str(up_port)])
+        upstream.wait_ready(port_open(up_port), what="listening")
 
         for v in variants:
             if v.client is not None:
                 v.gw = start_gateway(procs, v.key, v.client, up_port, redis_port, v.log_level,
-                                     v.asyncio_loop, tmp)
+                                     v.asyncio_loop)
 
         def hdrs(v: Variant) -> dict[str, str]:
             h = {"X-CSRF": "1"}
@@ -655,6 +614,8 @@ def main() -> int:
             print(f"checks ({v.key}): {status}", flush=True)
             for n in v.notes:
                 print(f"   note: {n}", flush=True)
+        if args.checks_only:
+            return 1 if any(v.fails for v in variants) else 0
 
         for rnd in range(args.rounds):
             for v in variants:

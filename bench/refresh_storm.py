@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import html
 import json
@@ -41,12 +40,10 @@ import re
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -54,8 +51,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 HERE = Path(__file__).resolve().parent
 # The test suite's process helpers serve the benches too (one TOML writer, one port picker).
 sys.path.insert(0, str(HERE.parent / "tests"))
-from support.gateway import write_toml  # noqa: E402
+from support.gateway import child_env, write_toml  # noqa: E402
 from support.idp import free_port  # noqa: E402
+from support.processes import ChildProcess, ProcessGroup, http_ok, redis_pong  # noqa: E402
 
 COOKIE = "__Host-bffgate"
 LOGIN_COOKIE = COOKIE + "-login"
@@ -85,76 +83,6 @@ def serve_upstream(port: int) -> None:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
-
-
-@dataclass
-class Procs:
-    workdir: Path
-    items: list[Proc] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        log_path = self.workdir / f"{name}.log"
-        with log_path.open("ab") as out:
-            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
-        proc = Proc(name, popen, log_path)
-        self.items.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.items):
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in reversed(self.items):
-            try:
-                proc.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(5)
-
-
-def wait_http(proc: Proc, url: str, timeout: float = 20.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited {proc.popen.returncode}:\n{proc.tail()}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.name} not ready at {url}:\n{proc.tail()}")
-
-
-def wait_redis(proc: Proc, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"redis exited {proc.popen.returncode}:\n{proc.tail()}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
-            s.sendall(b"PING\r\n")
-            if s.recv(64).startswith(b"+PONG"):
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"redis not ready:\n{proc.tail()}")
 
 
 # --------------------------------------------------------------------------- login
@@ -434,7 +362,7 @@ def main() -> int:
         parser.error("redis-server not found on PATH")
 
     workdir = Path(tempfile.mkdtemp(prefix="bffgate-storm-"))
-    procs = Procs(workdir)
+    procs = ProcessGroup(workdir)
     failed = True
 
     def on_alarm(_sig: int, _frame: Any) -> None:
@@ -447,8 +375,8 @@ def main() -> int:
         redis = procs.start("redis", [redis_server, "--port", str(redis_port),
                                       "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"])
-        wait_redis(redis, redis_port)
-        log(f"redis-server pid {redis.popen.pid} on 127.0.0.1:{redis_port}")
+        redis.wait_ready(redis_pong(redis_port), what="answering PING")
+        log(f"redis-server pid {redis.pid} on 127.0.0.1:{redis_port}")
 
         ports = [(free_port(), free_port()) for _ in range(args.replicas)]
         idp_port, up_port = free_port(), free_port()
@@ -463,15 +391,15 @@ def main() -> int:
         idp = procs.start("idp", idp_argv)
         upstream = procs.start("upstream", [sys.executable, str(Path(__file__).resolve()),
                                             "--serve-upstream", str(up_port)])
-        wait_http(idp, idp_url + "/.well-known/openid-configuration")
-        wait_http(upstream, f"http://127.0.0.1:{up_port}/healthz")
-        log(f"dev IdP pid {idp.popen.pid} on {idp_url} (access_token_ttl "
+        idp.wait_ready(http_ok(idp_url + "/.well-known/openid-configuration"))
+        upstream.wait_ready(http_ok(f"http://127.0.0.1:{up_port}/healthz"))
+        log(f"dev IdP pid {idp.pid} on {idp_url} (access_token_ttl "
             f"{args.access_token_ttl}s, rotating refresh tokens); upstream pid "
-            f"{upstream.popen.pid} on :{up_port}")
+            f"{upstream.pid} on :{up_port}")
 
         cookie_key = secrets.token_urlsafe(32)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BFFGATE_")}
-        gateways: list[tuple[Proc, int, int]] = []
+        env = child_env()  # this checkout's src, no BFFGATE_* from the shell
+        gateways: list[tuple[ChildProcess, int, int]] = []
         for i, (port, admin_port) in enumerate(ports):
             config = {
                 "server": {"public_url": f"http://localhost:{port}",
@@ -492,9 +420,9 @@ def main() -> int:
                                              "--config", str(path)], env=env)
             gateways.append((gw, port, admin_port))
         for gw, _port, admin_port in gateways:
-            wait_http(gw, f"http://127.0.0.1:{admin_port}/healthz", timeout=30)
+            gw.wait_ready(http_ok(f"http://127.0.0.1:{admin_port}/healthz"), timeout=30)
         log(f"{len(gateways)} gateway replica(s) healthy: pids "
-            f"{[g.popen.pid for g, _, _ in gateways]} ports {[p for _, p, _ in gateways]}")
+            f"{[g.pid for g, _, _ in gateways]} ports {[p for _, p, _ in gateways]}")
 
         cookie = login(f"http://localhost:{gateways[0][1]}")
         log("logged in as alice through replica 0 (session cookie obtained)")

@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from support.idp import free_port
+from support.processes import ChildProcess, http_ok
 
 ALL_LOGS: list[Path] = []
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -97,7 +94,18 @@ class GatewayProcess:
         self.log_path = self.dir / "gateway.log"
         ALL_LOGS.append(self.log_path)
         self.env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = ChildProcess(
+            "bffgate serve",
+            [sys.executable, "-m", "bffgate", "serve", "--config", str(self.config_path)],
+            self.log_path)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.popen
+
+    @proc.setter
+    def proc(self, popen: subprocess.Popen[bytes] | None) -> None:
+        self.child.popen = popen  # a test that stopped the process itself says so
 
     @property
     def url(self) -> str:
@@ -109,25 +117,13 @@ class GatewayProcess:
 
     def start(self, timeout: float = 20) -> GatewayProcess:
         write_toml(self.config_path, self.config)
-        env = child_env(self.env)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bffgate", "serve", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited {self.proc.returncode}: {self.log()}")
-            try:
-                if httpx.get(self.admin_url + "/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"gateway did not become healthy: {self.log()}")
+        self.child.env = child_env(self.env)
+        self.child.start().wait_ready(http_ok(self.admin_url + "/healthz"), timeout=timeout,
+                                      what="healthy")
+        return self
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.child.log()
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -143,24 +139,12 @@ class GatewayProcess:
         return [e for e in self.events() if e.get("event") == event and e.get("audit")]
 
     def terminate(self, timeout: float = 25) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
+        """SIGTERM (graceful shutdown), SIGKILL after ``timeout``; the exit code."""
+        rc = self.child.stop(timeout)
+        return 0 if rc is None else rc
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
+        self.child.kill()
 
 
 def new_ports() -> tuple[int, int]:

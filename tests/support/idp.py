@@ -8,15 +8,11 @@ Node dependencies must be installed first: ``npm ci --prefix tests/idp``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +20,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+
+from support.processes import ChildProcess, log_line
 
 IDP_DIR = Path(__file__).resolve().parent.parent / "idp"
 SERVER_SCRIPT = IDP_DIR / "server.mjs"
@@ -73,7 +71,7 @@ class OidcProviderProcess:
         self.auto_consent = auto_consent
         self._fixed_port = port is not None
         self._port = port if port is not None else free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._logdir: str | None = None
         self._metadata: dict[str, Any] | None = None
 
@@ -89,11 +87,11 @@ class OidcProviderProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._child.pid if self._child is not None else None
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.running
 
     def stderr_text(self) -> str:
         """Everything the OP wrote to stderr so far (warnings, errors)."""
@@ -144,62 +142,26 @@ class OidcProviderProcess:
     def _spawn(self, node: str) -> None:
         if self._logdir is None:
             self._logdir = tempfile.mkdtemp(prefix="bffgate-test-idp-")
-        out_path = Path(self._logdir) / "stdout.log"
-        err_path = Path(self._logdir) / "stderr.log"
         # IDP_EXIT_ON_STDIN_EOF: the OP exits if this process dies and the stdin pipe closes.
         env = dict(os.environ, IDP_CONFIG=self._config(), IDP_EXIT_ON_STDIN_EOF="1")
         # Files, not pipes: nobody drains a pipe during the test and a full one blocks node.
-        with out_path.open("wb") as out, err_path.open("ab") as err:
-            self._proc = subprocess.Popen(
-                [node, str(SERVER_SCRIPT)],
-                cwd=IDP_DIR,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=err,
-            )
+        child = ChildProcess("test IdP", [node, str(SERVER_SCRIPT)],
+                             Path(self._logdir) / "stdout.log", env=env, cwd=IDP_DIR,
+                             stdin_pipe=True, stderr_path=Path(self._logdir) / "stderr.log")
+        child.log_path.write_bytes(b"")  # READY is looked for in this start's output only
+        self._child = child.start()
         self._metadata = None
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            text = out_path.read_text(errors="replace")
-            if any(line.startswith("READY ") for line in text.splitlines()):
-                return
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                self._close_stdin(self._proc)
-                self._proc = None
-                raise IdpStartError(
-                    f"test IdP exited with code {code} before it was ready; stderr:\n"
-                    f"{self.stderr_text()}"
-                )
-            if time.monotonic() > deadline:
-                self._terminate()
-                raise IdpStartError(
-                    f"test IdP printed no READY line within {START_TIMEOUT:.0f} s; stdout:\n"
-                    f"{text}\nstderr:\n{self.stderr_text()}"
-                )
-            time.sleep(0.02)
+        try:
+            child.wait_ready(log_line(child, "READY "), timeout=START_TIMEOUT,
+                             what="READY")
+        except RuntimeError as exc:
+            self._child = None
+            raise IdpStartError(str(exc)) from None
 
     def _terminate(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is not None:
-            self._close_stdin(proc)
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-        self._close_stdin(proc)
-
-    @staticmethod
-    def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(STOP_TIMEOUT)
 
     def stop(self) -> None:
         """SIGTERM the OP by PID, SIGKILL after 5 s. Safe to call twice."""

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from support.idp import free_port
+from support.processes import ChildProcess, redis_pong
 
 
 def redis_binary() -> str:
@@ -28,7 +29,11 @@ class RedisServer:
         self.appendonly = appendonly
         self.extra_args = extra_args or []
         self.dir = Path(tempfile.mkdtemp(prefix="bffgate-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child: ChildProcess | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.popen if self.child else None
 
     @property
     def url(self) -> str:
@@ -37,40 +42,22 @@ class RedisServer:
     def start(self) -> RedisServer:
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
-                *self.extra_args]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = (self.dir / "redis.log")
-                detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise RuntimeError(f"redis-server on port {self.port} exited: "
-                                   f"{self.proc.stderr.read()!r} {detail}")  # type: ignore[union-attr]
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server on {self.port} did not answer PING")
+                "--dir", str(self.dir), *self.extra_args]
+        # No --logfile: redis logs to stdout, captured with anything it prints before
+        # (a bad argument); a failure to start ends with that log's tail.
+        self.child = ChildProcess(f"redis-server on port {self.port}", args,
+                                  self.dir / "redis.log")
+        self.child.start().wait_ready(redis_pong(self.port), timeout=10,
+                                      what="answering PING")
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+        if self.child:
+            self.child.stop(5)
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
+        if self.child:
+            self.child.kill()
 
     def restart(self) -> RedisServer:
         self.stop()
@@ -157,7 +144,7 @@ class RedisSentinelSet:
         self.master = RedisServer(appendonly=True)
         self.replica = RedisServer(appendonly=True)
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self.sentinels: list[ChildProcess] = []
         self.dir = Path(tempfile.mkdtemp(prefix="bffgate-sentinel-"))
 
     @property
@@ -183,9 +170,9 @@ class RedisSentinelSet:
                 f"sentinel down-after-milliseconds {self.MASTER_NAME} 1000\n"
                 f"sentinel failover-timeout {self.MASTER_NAME} 5000\n"
                 f"sentinel parallel-syncs {self.MASTER_NAME} 1\n")
-            self.sentinels.append(subprocess.Popen(
-                [redis_binary(), str(conf), "--sentinel"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.sentinels.append(ChildProcess(
+                f"redis sentinel on port {port}", [redis_binary(), str(conf), "--sentinel"],
+                self.dir / f"sentinel-{port}.log").start())
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.master_port() == self.master.port and self._replica_linked():
@@ -212,13 +199,8 @@ class RedisSentinelSet:
         return None
 
     def close(self) -> None:
-        for p in self.sentinels:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        for sentinel in self.sentinels:
+            sentinel.stop(5)
         self.master.close()
         self.replica.close()
         shutil.rmtree(self.dir, ignore_errors=True)
