@@ -22,7 +22,8 @@ import redis
 
 from bffgate.clock import SystemClock
 from bffgate.crypto.cookie_codec import CookieCodec
-from bffgate.session.service import NewTokens, SessionService
+from bffgate.session.model import NewTokens
+from bffgate.session.service import SessionService
 from bffgate.store.redis import RedisStore, create_redis_client
 
 
@@ -58,8 +59,7 @@ async def main(n: int) -> None:
         before = int(sync.info("memory")["used_memory"])
         store = RedisStore(create_redis_client(f"redis://127.0.0.1:{port}/0"))
         svc = SessionService(store, CookieCodec([secrets.token_urlsafe(32)]), SystemClock(),
-                             idle_timeout=1800, absolute_timeout=28800, refresh_ahead=60,
-                             login_timeout=600)
+                             idle_timeout=1800, absolute_timeout=28800, refresh_ahead=60)
         at, it, rt = _jwt(1000), _jwt(1000), secrets.token_urlsafe(48)
         claims = {"sub": "user", "name": "Some User", "email": "some.user@example.com",
                   "email_verified": True, "iss": "https://idp.example.com"}

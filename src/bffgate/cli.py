@@ -174,7 +174,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from bffgate.app import build_store
     from bffgate.doctor import store_failure
     from bffgate.logs import configure_logging
-    from bffgate.session.service import revoke_sessions
+    from bffgate.session.ending import end_sessions, key_or_sub
 
     configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
     whose = f"sub {args.sub}" if args.sub else f"id {args.id}"
@@ -189,7 +189,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 if not keys:
                     print(f"no sessions for {whose}")
                 return 0
-            n = await revoke_sessions(store, key=args.id, sub=args.sub, reason="cli")
+            which = key_or_sub(args.id, args.sub)
+            n = await end_sessions(store, which, reason="cli") if which else 0
             print(f"revoked {n} session(s)" if n else f"no sessions for {whose}: nothing revoked")
             return 0
         except GatewayError as exc:

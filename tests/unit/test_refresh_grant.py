@@ -11,7 +11,8 @@ import pytest
 
 from bffgate.app import Gateway
 from bffgate.config import load_settings
-from bffgate.session.refresh import RefreshRejectedError, RefreshUnavailableError
+from bffgate.grants import OidcRefresher
+from bffgate.session.outcomes import RefreshRejectedError, RefreshUnavailableError
 
 ISSUER = "https://idp.example.com"
 
@@ -48,7 +49,7 @@ async def test_a_definitive_refusal_ends_the_session(status: int, body: object,
     gw = gateway(status, body)
     try:
         with pytest.raises(RefreshRejectedError) as info:
-            await gw._refresh_grant("rt", "alice")
+            await OidcRefresher(gw.oidc)("rt", "alice")
         assert info.value.error == reason
     finally:
         await gw.stop()
@@ -62,6 +63,6 @@ async def test_an_outage_is_transient(status: int, body: object) -> None:
     gw = gateway(status, body)
     try:
         with pytest.raises(RefreshUnavailableError):
-            await gw._refresh_grant("rt", "alice")
+            await OidcRefresher(gw.oidc)("rt", "alice")
     finally:
         await gw.stop()

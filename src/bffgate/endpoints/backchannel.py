@@ -1,9 +1,10 @@
 """POST /bff/backchannel: OIDC Back-Channel Logout 1.0 — the IdP ends sessions server-side.
 
-The body is ``logout_token=<JWT>`` (form-encoded). A valid, unreplayed token deletes every
-session of its ``sid`` (the IdP session), or of its ``sub`` when it carries no ``sid``:
-200 with ``Cache-Control: no-store``. Anything else is 400 with a JSON error (spec 2.8) and
-an audit event. No CSRF header applies: the caller is the IdP, and the token is its proof.
+The body is ``logout_token=<JWT>`` (form-encoded). A valid, unreplayed token ends every
+session of its ``sid`` (the IdP session), or of its ``sub`` when it carries no ``sid``
+(``session.revoked`` for each, reason ``backchannel``): 200 with ``Cache-Control:
+no-store``. Anything else is 400 with a JSON error (spec 2.8) and an audit event. No CSRF
+header applies: the caller is the IdP, and the token is its proof.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bffgate.endpoints.deps import Deps
 from bffgate.errors import IdentityProviderUnavailable
 from bffgate.oidc.errors import IdTokenInvalid, OidcError, ProviderUnavailable
 from bffgate.problems import NO_STORE
+from bffgate.session.ending import BySid, BySub, end_sessions
 
 MAX_BODY = 64 * 1024
 REPLAY_WINDOW = 900  # seconds a jti is remembered (>= the accepted token age + leeway)
@@ -32,8 +34,7 @@ def _error(reason: str, description: str) -> Response:
     return response
 
 
-async def backchannel(request: Request) -> Response:
-    deps: Deps = request.app.state.deps
+async def backchannel(request: Request, deps: Deps) -> Response:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         return _error("content_type", "expected application/x-www-form-urlencoded")
@@ -57,17 +58,12 @@ async def backchannel(request: Request) -> Response:
         raise IdentityProviderUnavailable(reason="jwks_unavailable") from exc
     except OidcError as exc:
         return _error(f"logout_token_invalid:{exc.reason}", "invalid logout token")
-    if not await deps.sessions.store.claim_once(f"jti:{deps.settings.oidc.issuer}:{logout.jti}",
-                                                REPLAY_WINDOW):
+    if not await deps.store.claim_once(f"jti:{deps.settings.oidc.issuer}:{logout.jti}",
+                                       REPLAY_WINDOW):
         return _error("logout_token_replayed", "logout token already used")
 
-    store = deps.sessions.store
-    keys = (await store.keys_for_idp_sid(logout.sid) if logout.sid
-            else await store.keys_for_sub(logout.sub or ""))
-    ended = 0
-    for key in keys:
-        if await store.delete_session(key, sub=logout.sub, idp_sid=logout.sid):
-            ended += 1
+    which = BySid(logout.sid, logout.sub) if logout.sid else BySub(logout.sub or "")
+    ended = await end_sessions(deps.store, which, reason="backchannel")
     audit.emit(AuditEvent.LOGOUT_BACKCHANNEL, sub=logout.sub, count=ended, status=200,
                reason="sid" if logout.sid else "sub")
     response = Response(status_code=200)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
+
+from bffgate.crypto.cookie_codec import SessionHandle
 
 
 @dataclass(frozen=True, repr=False)
@@ -34,11 +37,15 @@ class Tokens:
     def access_token_valid(self, now: float) -> bool:
         return self.access_expires_at is None or now < self.access_expires_at
 
+    def refresh_token_due(self, now: float) -> str | None:
+        """The refresh token once the refresh point is reached; None before, or without one."""
+        if self.refresh_token is None or self.refresh_at is None or now < self.refresh_at:
+            return None
+        return self.refresh_token
+
     def needs_refresh(self, now: float) -> bool:
         """True once the refresh point is reached (and a refresh token exists)."""
-        if self.refresh_token is None or self.refresh_at is None:
-            return False
-        return now >= self.refresh_at
+        return self.refresh_token_due(now) is not None
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,42 @@ class SessionData:
 
     def with_tokens(self, tokens: Tokens) -> SessionData:
         return replace(self, tokens=tokens)
+
+
+@dataclass(frozen=True)
+class LoadedSession:
+    """A session as read for one request: its handle, data and store generation."""
+
+    handle: SessionHandle
+    data: SessionData
+    generation: int
+    idle_expires_at: float
+
+    @property
+    def key(self) -> str:
+        return self.handle.key
+
+
+class NoSession(StrEnum):
+    """Why a request has no session (the value is the problem's ``reason``)."""
+
+    NO_COOKIE = "no_cookie"
+    COOKIE_INVALID = "cookie_invalid"  # bad signature or format: audited as tampering
+    SESSION_UNKNOWN = "session_unknown"  # expired, logged out or revoked
+
+
+@dataclass(frozen=True, repr=False)
+class NewTokens:
+    """What a successful grant returns, neutral of the OIDC layer. repr shows presence only."""
+
+    access_token: str
+    refresh_token: str | None
+    id_token: str | None
+    expires_at: float | None
+
+    def __repr__(self) -> str:
+        return (f"NewTokens(access_token=True, refresh_token={self.refresh_token is not None}, "
+                f"id_token={self.id_token is not None}, expires_at={self.expires_at})")
 
 
 @dataclass(frozen=True, repr=False)

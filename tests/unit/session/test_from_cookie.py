@@ -6,7 +6,8 @@ import secrets
 
 from bffgate.clock import FrozenClock
 from bffgate.crypto.cookie_codec import CookieCodec
-from bffgate.session.service import LoadedSession, NewTokens, NoSession, SessionService
+from bffgate.session.model import LoadedSession, NewTokens, NoSession
+from bffgate.session.service import SessionService
 from bffgate.store.memory import MemoryStore
 
 KEY = secrets.token_urlsafe(32)
@@ -14,7 +15,7 @@ KEY = secrets.token_urlsafe(32)
 
 def _service(clock: FrozenClock, key: str = KEY) -> SessionService:
     return SessionService(MemoryStore(), CookieCodec([key]), clock, idle_timeout=600,
-                          absolute_timeout=3600, refresh_ahead=60, login_timeout=600)
+                          absolute_timeout=3600, refresh_ahead=60)
 
 
 async def _cookie(svc: SessionService, clock: FrozenClock) -> str:
