@@ -167,13 +167,19 @@ class TokenService:
 
     async def introspect(self, request: Request) -> Response:
         """RFC 7662 introspection of a refresh or access token."""
+        token = await self._token_parameter(request)
+        if isinstance(token, Response):
+            return token
+        return JSONResponse(self._introspection(token), headers=NO_STORE)
+
+    async def _token_parameter(self, request: Request) -> str | Response:
+        """The ``token`` of an authenticated introspection or revocation request, or the
+        error response."""
         form = await self._authenticated_form(request)
         if isinstance(form, Response):
             return form
         token = form.get("token")
-        if not token:
-            return oauth_error("invalid_request", "token is required")
-        return JSONResponse(self._introspection(token), headers=NO_STORE)
+        return token if token else oauth_error("invalid_request", "token is required")
 
     def _introspection(self, token: str) -> dict[str, Any]:
         refresh = self.state.active_refresh(token)
@@ -203,12 +209,9 @@ class TokenService:
 
     async def revoke(self, request: Request) -> Response:
         """RFC 7009 revocation; a refresh token takes its whole grant with it."""
-        form = await self._authenticated_form(request)
-        if isinstance(form, Response):
-            return form
-        token = form.get("token")
-        if not token:
-            return oauth_error("invalid_request", "token is required")
+        token = await self._token_parameter(request)
+        if isinstance(token, Response):
+            return token
         grant = self.state.refresh_grant(token)
         if grant is not None:
             if grant.client_id == self.client.client_id:
