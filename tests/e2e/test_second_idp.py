@@ -18,13 +18,10 @@ Node dependencies: ``npm ci --prefix tests/idp2``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +37,7 @@ from support.browser import Browser
 from support.e2e import COOKIE_KEY, read_session_tokens, start_login
 from support.gateway import GatewayProcess, gateway_config
 from support.idp import free_port
+from support.processes import ChildProcess, log_line
 from support.redis import RedisServer
 from support.secrets_scan import remember
 from support.upstream import EchoUpstream, header_values
@@ -61,15 +59,11 @@ class MockIdpProcess:
         self.access_token_ttl = access_token_ttl
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="bffgate-idp2-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child: ChildProcess | None = None
 
     @property
     def issuer(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def _log(self, name: str) -> str:
-        path = self.dir / name
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> MockIdpProcess:
         if not (IDP2_DIR / "node_modules" / "oauth2-mock-server").is_dir():
@@ -93,39 +87,22 @@ class MockIdpProcess:
     def _spawn(self, node: str) -> MockIdpProcess:
         env = dict(os.environ, IDP2_PORT=str(self.port),
                    IDP2_ACCESS_TOKEN_TTL=str(self.access_token_ttl), IDP2_EXIT_ON_STDIN_EOF="1")
-        # Files, not pipes: nobody drains a pipe during the tests.
-        with (self.dir / "stdout.log").open("wb") as out, \
-                (self.dir / "stderr.log").open("ab") as err:
-            self.proc = subprocess.Popen([node, str(IDP2_DIR / "server.mjs")], cwd=IDP2_DIR,
-                                         env=env, stdin=subprocess.PIPE, stdout=out, stderr=err)
-        deadline = time.monotonic() + 20
-        while True:
-            if any(line.startswith("READY ") for line in self._log("stdout.log").splitlines()):
-                return self
-            if self.proc.poll() is not None:
-                code, self.proc = self.proc.returncode, None
-                raise RuntimeError(f"tests/idp2 exited with {code} before READY; stderr:\n"
-                                   f"{self._log('stderr.log')}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"tests/idp2 printed no READY within 20 s; stderr:\n"
-                                   f"{self._log('stderr.log')}")
-            time.sleep(0.02)
+        child = ChildProcess("tests/idp2", [node, str(IDP2_DIR / "server.mjs")],
+                             self.dir / "stdout.log", env=env, cwd=IDP2_DIR, stdin_pipe=True,
+                             stderr_path=self.dir / "stderr.log")
+        child.log_path.write_bytes(b"")  # READY is looked for in this start's output only
+        self.child = child.start()
+        try:
+            child.wait_ready(log_line(child, "READY "), timeout=20, what="READY")
+        except RuntimeError:
+            self.child = None
+            raise
+        return self
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
+        child, self.child = self.child, None
+        if child is not None:
+            child.stop(5)
 
     def close(self) -> None:
         self.stop()
