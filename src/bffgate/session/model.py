@@ -43,10 +43,6 @@ class Tokens:
             return None
         return self.refresh_token
 
-    def needs_refresh(self, now: float) -> bool:
-        """True once the refresh point is reached (and a refresh token exists)."""
-        return self.refresh_token_due(now) is not None
-
 
 @dataclass(frozen=True)
 class SessionData:

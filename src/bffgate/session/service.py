@@ -25,7 +25,7 @@ class SessionService:
     def __init__(self, store: SessionRecords, codec: CookieCodec, clock: Clock, *,
                  idle_timeout: int, absolute_timeout: int, refresh_ahead: int,
                  jitter: Jitter | None = None) -> None:
-        self.store, self._codec, self._clock = store, codec, clock
+        self._store, self._codec, self._clock = store, codec, clock
         self.idle, self.absolute = idle_timeout, absolute_timeout
         self._schedule = RefreshSchedule(refresh_ahead, jitter)
 
@@ -44,7 +44,7 @@ class SessionService:
         handle = SessionHandle.new()
         data = SessionData(sub, idp_sid, claims, now, now + self.absolute,
                            secrets.token_urlsafe(16), self._schedule.tokens(new, now))
-        await self.store.create_session(
+        await self._store.create_session(
             handle.key, encode_session(handle, data), **self._ms(now),
             absolute_expiry_ms=int(data.absolute_expires_at * 1000), sub=sub, idp_sid=idp_sid)
         return self._codec.encode(handle), self._loaded(handle, data, 1, now)
@@ -76,7 +76,7 @@ class SessionService:
     async def load(self, handle: SessionHandle) -> LoadedSession | None:
         """One store round trip: read and slide the idle TTL. None when gone or unopenable."""
         now = self._clock.now()
-        stored = await self.store.load_session(handle.key, **self._ms(now))
+        stored = await self._store.load_session(handle.key, **self._ms(now))
         if stored is None:
             return None
         try:
@@ -97,11 +97,11 @@ class SessionService:
         merged = NewTokens(new.access_token, new.refresh_token or old.refresh_token,
                            new.id_token or old.id_token, new.expires_at)
         data = current.data.with_tokens(self._schedule.tokens(merged, now))
-        ok = await self.store.replace_session(
+        ok = await self._store.replace_session(
             current.key, encode_session(current.handle, data),
             expected_generation=current.generation, **self._ms(now))
         return self._loaded(current.handle, data, current.generation + 1, now) if ok else None
 
     async def destroy(self, session: LoadedSession) -> bool:
-        return await self.store.delete_session(session.key, sub=session.data.sub,
+        return await self._store.delete_session(session.key, sub=session.data.sub,
                                                idp_sid=session.data.idp_sid)

@@ -14,10 +14,18 @@ from bffgate.session.service import SessionService
 from bffgate.store.memory import MemoryStore
 
 
-def _service() -> SessionService:
-    clock = FrozenClock()
-    return SessionService(MemoryStore(clock), CookieCodec([secrets.token_urlsafe(32)]), clock,
-                          idle_timeout=600, absolute_timeout=3600, refresh_ahead=60)
+class _Service(SessionService):
+    """A SessionService that shows the tests its store."""
+
+    def __init__(self) -> None:
+        clock = FrozenClock()
+        self.store = MemoryStore(clock)
+        super().__init__(self.store, CookieCodec([secrets.token_urlsafe(32)]), clock,
+                         idle_timeout=600, absolute_timeout=3600, refresh_ahead=60)
+
+
+def _service() -> _Service:
+    return _Service()
 
 
 async def _session(svc: SessionService, sub: str, sid: str | None) -> LoadedSession:

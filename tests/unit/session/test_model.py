@@ -52,9 +52,10 @@ def _jwt(payload: Any) -> str:
         pytest.param(_tokens(refresh_at=None), NOW + 400, False, id="no-refresh-point"),
     ],
 )
-def test_needs_refresh(tokens: Tokens, now: float, expected: bool) -> None:
-    """A refresh is due from the refresh point on, and only with a refresh token."""
-    assert tokens.needs_refresh(now) is expected
+def test_refresh_token_due(tokens: Tokens, now: float, expected: bool) -> None:
+    """A refresh is due from the refresh point on, and only with a refresh token (which is
+    what it returns then)."""
+    assert tokens.refresh_token_due(now) == ("rt-secret" if expected else None)
 
 
 @pytest.mark.parametrize(
@@ -160,11 +161,12 @@ def test_refresh_point_is_before_expiry_and_after_half_life() -> None:
 
 
 def test_tokens_need_refresh_exactly_from_their_refresh_point() -> None:
-    """needs_refresh and refresh_point agree: a 10 s token is refreshed after 5 s, not at once."""
+    """refresh_token_due and refresh_point agree: a 10 s token is refreshed after 5 s, not at
+    once."""
     point = refresh_point(NOW, NOW + 10, 60, 0)
     tokens = _tokens(expires=NOW + 10, refresh_at=point)
-    assert not tokens.needs_refresh(NOW + 4.9)
-    assert tokens.needs_refresh(NOW + 5)
+    assert tokens.refresh_token_due(NOW + 4.9) is None
+    assert tokens.refresh_token_due(NOW + 5) == "rt-secret"
 
 
 # --- jwt_expiry ---------------------------------------------------------------------------
