@@ -16,286 +16,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
-import hashlib
 import json
-import socket
-import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:  # run as a script: the test suite's helpers
     sys.path.insert(0, str(TESTS))
 
 import ada_url  # noqa: E402
-import h11  # noqa: E402
-import httpx  # noqa: E402
 
+from fuzz.client import HANG_LIMIT, WAIT_LIMIT, Outcome, exchange  # noqa: E402
 from fuzz.pathcheck import escape_in  # noqa: E402
-from fuzz.rawgen import FAMILY_NAMES, Case, Context, Gen  # noqa: E402
-from support.browser import Browser  # noqa: E402
-from support.e2e import (  # noqa: E402
-    CLIENT_ID,
-    CLIENT_SECRET,
-    COOKIE_KEY,
-    client_meta,
-    login,
-    read_session_tokens,
-)
-from support.gateway import GatewayProcess, gateway_config, new_ports  # noqa: E402
-from support.idp import OidcProviderProcess  # noqa: E402
-from support.redis import RedisServer  # noqa: E402
-from support.upstream import EchoUpstream  # noqa: E402
-
-ROUTE_TIMEOUT = 2.0  # every route's upstream timeout, and the IdP's http_timeout
-HANG_LIMIT = 2.5 * ROUTE_TIMEOUT  # no answer (or close) after this long is a hang
-WAIT_LIMIT = 1.0  # how long an input the server may legitimately wait on is given
-UPSTREAM_BASES = ("/api", "/pub", "/opt")  # what each route may reach at the upstream
-MARK = "x-fuzz-upstream"  # set by the recording upstream on every answer
-
-
-class RecordingUpstream(EchoUpstream):
-    """The e2e echo upstream, made fuzz-proof: every request is recorded and answered 200
-    (it never errors, so any 5xx is the gateway's), and TRACE/TRACK are echoed back the way
-    RFC 9110 9.3.8 says, headers and all: a bearer forwarded on them comes back."""
-
-    aborted = 0
-
-    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                self.aborted += 1  # the gateway gave up mid-body: nothing was run
-                return
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        path = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
-        self.seen.append({"method": scope["method"], "path": path, "headers": headers,
-                          "at": time.monotonic(),
-                          "body_sha256": hashlib.sha256(body).hexdigest(),
-                          "body_len": len(body)})
-        if "/big" in path:  # a large streamed answer, for clients that go away mid-way
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/octet-stream"),
-                                    (MARK.encode(), b"1")]})
-            for _ in range(32):
-                await send({"type": "http.response.body", "body": b"z" * 16384,
-                            "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if scope["method"] in ("TRACE", "TRACK"):
-            echo = f"{scope['method']} {path} HTTP/1.1\r\n" + "".join(
-                f"{k}: {v}\r\n" for k, v in headers)
-            payload, ctype = echo.encode("latin-1"), b"message/http"
-        else:
-            payload = json.dumps({"path": path, "body_len": len(body)}).encode()
-            ctype = b"application/json"
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", ctype), (MARK.encode(), b"1")]})
-        await send({"type": "http.response.body", "body": payload})
-
-
-@dataclass(repr=False)
-class Stack:
-    """redis-server + oidc-provider + recording upstream + ``bffgate serve``, and a session."""
-
-    redis: RedisServer
-    idp: OidcProviderProcess
-    upstream: RecordingUpstream
-    gateway: GatewayProcess
-    secrets: dict[str, str] = field(default_factory=dict)
-    session_cookie: str = ""
-
-    @classmethod
-    def start(cls, **server: Any) -> Stack:
-        port, admin = new_ports()
-        redis = RedisServer().start()
-        idp = OidcProviderProcess([client_meta(port)], access_token_ttl=6 * 3600)
-        upstream = RecordingUpstream()
-        try:
-            idp.start()
-            upstream.start()
-            config = gateway_config(
-                port=port, admin_port=admin, issuer=idp.issuer, client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET, redis_url=redis.url, upstream=upstream.url,
-                cookie_key=COOKIE_KEY, server={"max_body_size": "64KiB", **server},
-                oidc={"http_timeout": ROUTE_TIMEOUT},
-                session={"idle_timeout": "8h", "refresh_ahead": 60},
-                routes=[
-                    {"prefix": "/api", "upstream": upstream.url, "token": "user",
-                     "timeout": ROUTE_TIMEOUT},
-                    {"prefix": "/public", "upstream": upstream.url + "/pub", "token": "none",
-                     "strip_prefix": True, "timeout": ROUTE_TIMEOUT},
-                    {"prefix": "/opt", "upstream": upstream.url, "token": "user_optional",
-                     "timeout": ROUTE_TIMEOUT},
-                ])
-            gateway = GatewayProcess(config).start()
-        except BaseException:
-            upstream.stop()
-            idp.close()
-            redis.close()
-            raise
-        stack = cls(redis, idp, upstream, gateway)
-        stack.secrets = {CLIENT_SECRET: "client_secret", COOKIE_KEY: "cookie_key"}
-        asyncio.run(stack.login())
-        return stack
-
-    async def login(self) -> None:
-        """The scripted IdP login (no browser); the session's tokens become secrets."""
-        browser = Browser(self.gateway.url)
-        try:
-            async with httpx.AsyncClient(trust_env=False, timeout=30) as idp_client:
-                resp = await login(browser, idp_client)
-            assert resp.status_code == 302, resp.text
-            self.session_cookie = browser.cookie("__Host-bffgate") or ""
-        finally:
-            await browser.aclose()
-        tokens = read_session_tokens(self.redis.url, self.session_cookie)["tokens"]
-        for kind, key in (("access_token", "at"), ("refresh_token", "rt"), ("id_token", "it")):
-            value = tokens.get(key)
-            if value:
-                self.secrets[value] = kind
-                if value.count(".") == 2:
-                    self.secrets[value.rsplit(".", 1)[1]] = kind + ".signature"
-
-    def close(self) -> None:
-        self.gateway.terminate()
-        self.upstream.stop()
-        self.idp.close()
-        self.redis.close()
-
-    @property
-    def context(self) -> Context:
-        return Context(host=f"localhost:{self.gateway.port}",
-                       session_cookie=self.session_cookie)
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-
-    def get(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
-
-
-@dataclass
-class Outcome:
-    responses: list[Response]
-    raw: bytes
-    closed: bool
-    hang: bool
-    unparsed: str = ""
-    gave_up: bool = False  # an input the server may wait on: the client stopped waiting
-
-
-def _dummy_request(method: str) -> h11.Request:
-    headers = [("host", "x")]
-    if method in ("POST", "PUT", "PATCH"):
-        headers.append(("content-length", "0"))
-    return h11.Request(method=method, target="/", headers=headers)
-
-
-async def exchange(case: Case, port: int, limit: float = HANG_LIMIT,
-                   forwarded: Callable[[str], int] | None = None) -> Outcome:
-    """Write the input, read the answers (parsed by h11) until every request is answered,
-    the gateway closes, or ``limit`` seconds pass without either (a hang). ``forwarded``
-    counts the upstream's records of this input: while one is still owed an answer, an
-    input the server may wait on is given the full HANG_LIMIT, not just ``limit``."""
-    raw = b""
-    responses: list[Response] = []
-    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=1 << 20)
-    pending = list(case.methods)
-    current: Response | None = None
-    started = time.monotonic()
-    deadline = started + limit
-    extended = False
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), limit)
-    closed = hang = aborted = False
-    unparsed = ""
-    try:
-        async def write_all() -> None:
-            for chunk in case.chunks:
-                writer.write(chunk)
-                await writer.drain()
-            if case.half_close and writer.can_write_eof():
-                writer.write_eof()
-
-        writer_task = asyncio.create_task(write_all())
-        conn.send(_dummy_request(pending.pop(0)))
-        conn.send(h11.EndOfMessage())
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                unparsed = str(exc)
-                break
-            if event is h11.NEED_DATA:
-                if case.abort_after is not None and len(raw) >= case.abort_after:
-                    aborted = True
-                    break
-                remaining = deadline - time.monotonic()
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), max(0.0, remaining))
-                except TimeoutError:
-                    marked = sum(1 for r in responses if r.get(MARK))
-                    if not extended and forwarded is not None and \
-                            forwarded(case.case_id) > marked:
-                        extended = True
-                        deadline = started + HANG_LIMIT
-                        continue
-                    hang = True
-                    break
-                except (ConnectionError, OSError):
-                    data = b""
-                raw += data
-                if not data:
-                    closed = True
-                conn.receive_data(data)
-                continue
-            if isinstance(event, h11.Response):
-                current = Response(event.status_code,
-                                   [(k.decode("latin-1"), v.decode("latin-1"))
-                                    for k, v in event.headers])
-            elif isinstance(event, h11.EndOfMessage) and current is not None:
-                responses.append(current)
-                current = None
-                if not pending or conn.their_state is not h11.DONE:
-                    break
-                conn.start_next_cycle()
-                conn.send(_dummy_request(pending.pop(0)))
-                conn.send(h11.EndOfMessage())
-            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                closed = True
-                break
-        writer_task.cancel()
-        with contextlib.suppress(BaseException):
-            await writer_task
-    finally:
-        if aborted:  # a reset (RST), not a graceful close: as a browser tab killed mid-way
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 1)
-    if unparsed:  # still see what came back: status lines in the raw bytes
-        for line in raw.split(b"\r\n"):
-            if line.startswith(b"HTTP/1.") and line[9:12].isdigit():
-                responses.append(Response(int(line[9:12]), []))
-    return Outcome(responses, raw, closed, hang and not case.may_wait, unparsed,
-                   gave_up=(hang and case.may_wait) or aborted)
+from fuzz.rawgen import FAMILY_NAMES, Case, Gen  # noqa: E402
+from fuzz.stack import MARK, UPSTREAM_BASES, Stack, logged_errors  # noqa: E402
 
 
 @dataclass
@@ -507,11 +244,6 @@ class Run:
                 f"late_answers={self.counts['late_answers']} "
                 f"reset_before_answer={self.counts['reset_before_answer']} "
                 f"relogins={self.counts['relogins']} duration={seconds:.0f}s")
-
-
-def logged_errors(stack: Stack) -> list[dict[str, Any]]:
-    """The gateway's error-level log lines (an unexpected exception is one)."""
-    return [e for e in stack.gateway.events() if e.get("level") in ("error", "critical")]
 
 
 def fuzz(stack: Stack, family: str, n: int, seed: int, *, workers: int = 4,

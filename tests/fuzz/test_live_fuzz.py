@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fuzz.rawfuzz import Stack, fuzz
+from fuzz.rawfuzz import fuzz
+from fuzz.stack import Stack
 
 pytestmark = pytest.mark.fuzz
 
