@@ -12,9 +12,12 @@ from typing import Any
 from bffgate.config.errors import Collector
 from bffgate.config.model import Kind, Secret, Spec
 
-_DURATION_RE = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*(ms|s|m|h|d)?\s*$")
+# Digits are ASCII only: str.isdigit() and \d also take other scripts' digits ("²" passes
+# isdigit, then int() refuses it).
+_NUMBER_RE = re.compile(r"^\s*(-?[0-9]+)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+)(?:\.([0-9]+))?\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*([0-9]+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30,
 }
@@ -79,8 +82,9 @@ def _flag(key: str, spec: Spec, raw: Any, errs: Collector, environ: Mapping[str,
 def _count(key: str, spec: Spec, raw: Any, errs: Collector, environ: Mapping[str, str]) -> Any:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw)
+    m = _NUMBER_RE.match(raw) if isinstance(raw, str) else None
+    if m:
+        return int(m.group(1))
     errs.add(key, f"expected an integer, got {raw!r}")
     return None
 
@@ -98,13 +102,19 @@ def _size(key: str, spec: Spec, raw: Any, errs: Collector, environ: Mapping[str,
 
 def _duration(key: str, spec: Spec, raw: Any, errs: Collector,
               environ: Mapping[str, str]) -> Any:
+    """Whole seconds: an integer, or a whole number with a unit. Anything finer (0.5, "1.5s",
+    "500ms") is refused with the key named, never rounded: "500ms" used to become 0."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     m = _DURATION_RE.match(raw) if isinstance(raw, str) else None
-    if not m or m.group(2) is not None:
+    amount, fraction, unit = (int(m.group(1)), m.group(2), m.group(3)) if m else (0, None, None)
+    if isinstance(raw, float) or fraction is not None or (unit == "ms" and amount % 1000):
+        shown = json.dumps(raw) if isinstance(raw, str) else repr(raw)  # as written in TOML
+        errs.add(key, f"whole seconds required, got {shown}")
+        return None
+    if not m:
         errs.add(key, f"expected seconds or a duration like '30m', '8h'; got {raw!r}")
         return None
-    amount, unit = int(m.group(1)), m.group(3)
     return amount // 1000 if unit == "ms" else amount * _DURATION_UNITS[unit]
 
 

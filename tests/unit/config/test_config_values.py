@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 
 from bffgate.config import RouteSettings
+from bffgate.config.errors import Collector
+from bffgate.config.model import Kind, Spec
+from bffgate.config.values import coerce
 from support.config_cases import KEY, KEY2, load, problems, route
 
 # --- secret lists: one source may hold several keys ---------------------------------------
@@ -75,7 +78,6 @@ def test_durations_from_the_environment() -> None:
     [
         pytest.param("soon", id="word"),
         pytest.param("30 minutes", id="long-unit"),
-        pytest.param("1.5h", id="fraction"),
         pytest.param("-5m", id="negative-string"),
         pytest.param(True, id="bool"),
     ],
@@ -85,6 +87,52 @@ def test_bad_durations(raw: Any) -> None:
     assert problems({"session": {"idle_timeout": raw}}) == [
         f"session.idle_timeout: expected seconds or a duration like '30m', '8h'; got {raw!r}",
     ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("500ms", id="500ms"),
+        pytest.param("1500ms", id="1500ms"),
+        pytest.param("0.5", id="half-a-second"),
+        pytest.param("1.5s", id="1.5s"),
+        pytest.param("1.5h", id="fraction-of-a-unit"),
+        pytest.param(0.5, id="toml-float"),
+        pytest.param(30.0, id="toml-float-whole"),
+    ],
+)
+def test_whole_seconds_refuse_fractions(raw: Any) -> None:
+    """A whole-seconds key refuses anything finer, naming the key: "500ms" used to become 0
+    (then "must be positive") and "1500ms" silently 1."""
+    shown = f'"{raw}"' if isinstance(raw, str) else repr(raw)
+    assert problems({"session": {"idle_timeout": raw}}) == [
+        f"session.idle_timeout: whole seconds required, got {shown}",
+    ]
+
+
+def test_whole_seconds_refuse_fractions_from_the_environment() -> None:
+    """The same from BFFGATE_<SECTION>__<KEY>, for every whole-seconds key (not just those
+    whose name ends in "timeout")."""
+    env = {"BFFGATE_SESSION__REFRESH_AHEAD": "500ms", "BFFGATE_OIDC__CLOCK_SKEW": "2.5",
+           "BFFGATE_OIDC__METADATA_TTL": "90500ms"}
+    assert problems(environ=env) == [
+        'oidc.clock_skew: whole seconds required, got "2.5"',
+        'oidc.metadata_ttl: whole seconds required, got "90500ms"',
+        'session.refresh_ahead: whole seconds required, got "500ms"',
+    ]
+
+
+def test_whole_seconds_take_whole_milliseconds() -> None:
+    """"2000ms" is two whole seconds: still accepted, as before."""
+    assert load({"session": {"login_timeout": "60000ms"}}).session.login_timeout == 60
+
+
+def test_integer_from_the_environment_takes_ascii_digits_only() -> None:
+    """"²" passes str.isdigit() but not int(): refused with the key, not a ValueError."""
+    assert problems(environ={"BFFGATE_REDIS__MAX_CONNECTIONS": "²"}) == [
+        "redis.max_connections: expected an integer, got '²'",
+    ]
+    assert load(environ={"BFFGATE_REDIS__MAX_CONNECTIONS": " 64 "}).redis.max_connections == 64
 
 
 @pytest.mark.parametrize(
@@ -248,3 +296,46 @@ def test_routes_keep_their_options() -> None:
         RouteSettings("/api", "http://api:8000", "user_optional", strip_prefix=True, timeout=5.0),
         RouteSettings("/", "https://spa", "none"),
     )
+
+
+# --- the kind decides, not the key's name or its type's spelling ---------------------------
+
+
+def _read(kind: Kind, raw: Any, key: str = "any.key") -> tuple[Any, list[str]]:
+    errs = Collector()
+    return coerce(key, Spec(key.rpartition(".")[2], kind), raw, errs, {}), errs.messages
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "value"),
+    [
+        pytest.param(Kind.DURATION, "5m", 300, id="duration-without-timeout-in-the-name"),
+        pytest.param(Kind.SECONDS, "500ms", 0.5, id="seconds-without-timeout-in-the-name"),
+        pytest.param(Kind.SIZE, "2KiB", 2048, id="size-of-any-key"),
+        pytest.param(Kind.COUNT, "7", 7, id="count"),
+        pytest.param(Kind.FLAG, "on", True, id="flag"),
+        pytest.param(Kind.LIST, "a, b", ("a", "b"), id="list"),
+        pytest.param(Kind.TABLE, '{"a": "1"}', {"a": "1"}, id="table"),
+        pytest.param(Kind.TEXT, "5m", "5m", id="text-stays-as-written"),
+    ],
+)
+def test_the_kind_decides_how_a_value_is_read(kind: Kind, raw: Any, value: Any) -> None:
+    """Any key of a kind reads the same way: no list of key names, no "...timeout" pattern."""
+    assert _read(kind, raw) == (value, [])
+
+
+def test_a_name_ending_in_timeout_does_not_make_a_value_fractional() -> None:
+    """A whole-seconds key keeps refusing "500ms" whatever it is called, and a fractional
+    one takes it whatever it is called."""
+    assert _read(Kind.DURATION, "500ms", "x.some_timeout") == (
+        None, ['x.some_timeout: whole seconds required, got "500ms"'])
+    assert _read(Kind.SECONDS, "500ms", "x.grace") == (0.5, [])
+
+
+def test_enum_checks_the_spec_choices() -> None:
+    """An enum accepts exactly the choices its spec carries (taken from the Literal)."""
+    errs = Collector()
+    spec = Spec("mode", Kind.ENUM, ("a", "b"))
+    assert coerce("x.mode", spec, "b", errs, {}) == "b"
+    assert coerce("x.mode", spec, "c", errs, {}) is None
+    assert errs.messages == ["x.mode: must be one of a, b; got 'c'"]
