@@ -8,10 +8,8 @@ import random
 import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from support.browser import Browser
 from support.chromium import ChromiumSession
 from support.gateway import ALL_LOGS, child_env
 from support.idp import _parse_forms
+from support.processes import ChildProcess, log_has
 from support.secrets_scan import remember
 
 pytestmark = pytest.mark.e2e
@@ -74,8 +73,7 @@ def pick_demo_port() -> int:
 @dataclass
 class DemoProcess:
     port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
+    child: ChildProcess
 
     @property
     def url(self) -> str:
@@ -90,7 +88,7 @@ class DemoProcess:
         return f"http://127.0.0.1:{self.port + 10}"
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.child.log()
 
 
 def start_demo(log_path: Path) -> DemoProcess:
@@ -98,26 +96,15 @@ def start_demo(log_path: Path) -> DemoProcess:
     last_error = ""
     for _ in range(3):
         port = pick_demo_port()
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bffgate", "demo", "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        demo = DemoProcess(port, proc, log_path)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if READY in demo.log():
-                return demo
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        if proc.poll() is None:  # never became ready: stop it, by PID
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        last_error = demo.log()
+        child = ChildProcess("bffgate demo",
+                             [sys.executable, "-m", "bffgate", "demo", "--port", str(port)],
+                             log_path, env=env).start()
+        try:
+            child.wait_ready(log_has(child, READY), timeout=START_TIMEOUT)
+            return DemoProcess(port, child)
+        except RuntimeError:
+            child.stop(STOP_TIMEOUT)  # (already stopped when it exited or timed out)
+            last_error = child.log()
         if "address already in use" not in last_error.lower():
             break  # not a port race: no point retrying
     raise RuntimeError(f"bffgate demo did not start:\n{last_error}")
@@ -131,17 +118,12 @@ def demo() -> Iterator[DemoProcess]:
     try:
         yield proc
     finally:
-        if proc.proc.poll() is None:
-            proc.proc.send_signal(signal.SIGINT)  # Ctrl-C, as the banner says
-            try:
-                proc.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.proc.kill()
-                proc.proc.wait(5)
-                pytest.fail(f"bffgate demo did not exit within {STOP_TIMEOUT:.0f} s of SIGINT:"
-                            f"\n{proc.log()[-3000:]}")
-        assert proc.proc.returncode in (0, -signal.SIGINT, 130), (
-            f"bffgate demo exited {proc.proc.returncode}:\n{proc.log()[-3000:]}")
+        rc = proc.child.stop(STOP_TIMEOUT, signal.SIGINT)  # Ctrl-C, as the banner says
+        if rc == -signal.SIGKILL:
+            pytest.fail(f"bffgate demo did not exit within {STOP_TIMEOUT:.0f} s of SIGINT:"
+                        f"\n{proc.log()[-3000:]}")
+        assert rc in (0, -signal.SIGINT, 130), (
+            f"bffgate demo exited {rc}:\n{proc.log()[-3000:]}")
         assert "Traceback" not in proc.log(), proc.log()[-3000:]
         assert not _listening(proc.port), "a demo port still accepts connections after exit"
 

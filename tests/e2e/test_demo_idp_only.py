@@ -9,9 +9,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 from support.browser import Browser
 from support.gateway import ALL_LOGS, child_env
 from support.idp import _parse_forms, free_port
+from support.processes import ChildProcess, http_ok, log_has
 from support.secrets_scan import remember
 from support.upstream import EchoUpstream, header_values
 
@@ -32,29 +32,6 @@ READY = "dev identity provider is running"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 ADMIN_OFFSET = 10  # the printed config puts the admin listener on the gateway port + 10
-
-
-@dataclass
-class Proc:
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace") if self.out.exists() else ""
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace") if self.err.exists() else ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
 
 
 def _free(port: int) -> bool:
@@ -75,44 +52,24 @@ def gateway_port() -> int:
     raise RuntimeError("no free gateway port pair")
 
 
-def spawn(args: list[str], workdir: Path, name: str) -> Proc:
+def spawn(args: list[str], workdir: Path, name: str) -> ChildProcess:
+    """``bffgate <args>``, stdout and stderr in files of their own (the secret scan reads
+    both)."""
     out, err = workdir / f"{name}.out", workdir / f"{name}.err"
-    ALL_LOGS.extend([out, err])  # the suite's secret scan reads them
-    with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "bffgate", *args], stdout=o, stderr=e,
-                                stdin=subprocess.DEVNULL,
-                                env=child_env({"PYTHONUNBUFFERED": "1"}))
-    return Proc(proc, out, err)
-
-
-def wait_for(proc: Proc, ready: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        if proc.proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.stop()
-    raise RuntimeError(f"did not start:\n{proc.stdout()[-2000:]}\n{proc.stderr()[-3000:]}")
+    ALL_LOGS.extend([out, err])
+    return ChildProcess(f"bffgate {args[0]}", [sys.executable, "-m", "bffgate", *args], out,
+                        env=child_env({"PYTHONUNBUFFERED": "1"}), stderr_path=err).start()
 
 
 @dataclass
 class Setup:
-    idp: Proc
-    gateway: Proc
+    idp: ChildProcess
+    gateway: ChildProcess
     idp_url: str
     gateway_url: str
     redirect_uri: str
     config: dict[str, Any]
     upstream: EchoUpstream
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -123,22 +80,23 @@ def setup() -> Iterator[Setup]:
     redirect_uri = f"http://localhost:{gw_port}/bff/callback"
     idp = spawn(["demo", "--idp-only", "--port", str(idp_port), "--redirect-uri", redirect_uri,
                  "--upstream", upstream.url], workdir, "idp")
-    gateway: Proc | None = None
+    gateway: ChildProcess | None = None
     try:
-        wait_for(idp, lambda: READY in idp.stderr())
+        idp.wait_ready(log_has(idp, READY), timeout=START_TIMEOUT)
         # What a developer does: save what was printed, run `serve` with it.
         config_path = workdir / "dev.toml"
-        config_path.write_text(idp.stdout())
-        config = tomllib.loads(idp.stdout())
+        config_path.write_text(idp.log())
+        config = tomllib.loads(idp.log())
         gateway = spawn(["serve", "--config", str(config_path)], workdir, "gateway")
         admin = f"http://127.0.0.1:{gw_port + ADMIN_OFFSET}/healthz"
-        wait_for(gateway, lambda: _answers(admin))
+        gateway.wait_ready(http_ok(admin), timeout=START_TIMEOUT)
         yield Setup(idp, gateway, f"http://127.0.0.1:{idp_port}", f"http://localhost:{gw_port}",
                     redirect_uri, config, upstream)
     finally:
         for proc in (gateway, idp):
             if proc is not None:
-                assert proc.stop() in (0, -signal.SIGINT, 130), proc.stderr()[-3000:]
+                rc = proc.stop(STOP_TIMEOUT, signal.SIGINT)  # Ctrl-C
+                assert rc in (0, -signal.SIGINT, 130), proc.stderr()[-3000:]
                 assert "Traceback" not in proc.stderr(), proc.stderr()[-3000:]
         upstream.stop()
 
@@ -155,7 +113,7 @@ def test_printed_config_is_complete_and_says_dev_only(setup: Setup) -> None:
     assert len(keys) == 1 and len(keys[0]) >= 32
     assert config["routes"] == [{"prefix": "/api", "upstream": setup.upstream.url,
                                  "token": "user"}]
-    assert "NOT FOR PRODUCTION" in setup.idp.stdout()
+    assert "NOT FOR PRODUCTION" in setup.idp.log()
     assert "bffgate serve --config" in setup.idp.stderr()
     assert setup.redirect_uri in setup.idp.stderr()
 

@@ -14,6 +14,7 @@ import pytest
 from support.e2e import CLIENT_ID, CLIENT_SECRET, COOKIE_KEY
 from support.gateway import child_env, write_toml
 from support.idp import OidcProviderProcess, free_port
+from support.processes import ChildProcess, log_has
 from support.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -145,30 +146,19 @@ def test_localhost_is_not_127_0_0_1(tmp_path, gw_ports, idp: OidcProviderProcess
 def dev_idp(tmp_path_factory) -> Any:
     """`bffgate demo --idp-only` (the built-in dev IdP, no PAR, a login page answered with
     200) and the serve config it writes."""
-    import signal
-
     port, gw_port = free_port(), free_port()
-    config = tmp_path_factory.mktemp("dev-idp") / "dev-idp.toml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bffgate", "demo", "--idp-only", "--port", str(port),
-         "--redirect-uri", f"http://localhost:{gw_port}/bff/callback",
-         "--write-config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env())
-    assert proc.stderr is not None
+    workdir = tmp_path_factory.mktemp("dev-idp")
+    config = workdir / "dev-idp.toml"
+    idp = ChildProcess("bffgate demo --idp-only", [
+        sys.executable, "-m", "bffgate", "demo", "--idp-only", "--port", str(port),
+        "--redirect-uri", f"http://localhost:{gw_port}/bff/callback",
+        "--write-config", str(config)], workdir / "dev-idp.log", env=child_env()).start()
     try:
-        for _ in range(200):
-            line = proc.stderr.readline()
-            if not line or "dev identity provider is running" in line:
-                break
+        idp.wait_ready(log_has(idp, "dev identity provider is running"))
         assert config.exists(), "the dev IdP did not write its config"
         yield config, gw_port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        idp.stop()
 
 
 def _doctor_env(config: Path, **env: str) -> list[str]:

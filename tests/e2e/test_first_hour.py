@@ -5,11 +5,9 @@ is nothing, and the demo tells where its admin listener (/metrics) is."""
 from __future__ import annotations
 
 import random
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from support.e2e import COOKIE_KEY
 from support.gateway import child_env, write_toml
 from support.idp import free_port
+from support.processes import ChildProcess, log_has
 from support.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -148,36 +147,21 @@ def test_sessions_with_redis_down_is_one_line(tmp_path: Path) -> None:
 # --- the demo says where its admin listener is -------------------------------------------------
 
 
-def test_demo_prints_its_admin_url() -> None:
+def test_demo_prints_its_admin_url(tmp_path: Path) -> None:
     base = free_block((0, 1, 2, 3, 10))
-    proc = subprocess.Popen([sys.executable, "-m", "bffgate", "demo", "--port", str(base)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=child_env())
-    assert proc.stderr is not None
+    demo = ChildProcess("bffgate demo",
+                        [sys.executable, "-m", "bffgate", "demo", "--port", str(base)],
+                        tmp_path / "demo.log", env=child_env()).start()
     try:
-        seen: list[str] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if "Ctrl-C to stop" in line:
-                break
-        text = "".join(seen)
+        demo.wait_ready(log_has(demo, "Ctrl-C to stop"), timeout=30)
         admin = f"http://127.0.0.1:{base + 10}/metrics"
-        assert f"admin: {admin}" in text, text
+        assert f"admin: {admin}" in demo.log(), demo.log()
         metrics = httpx.get(admin, timeout=5)
         assert metrics.status_code == 200 and "bffgate_logins_started_total" in metrics.text
         page = httpx.get(f"http://localhost:{base}/", timeout=5)
         assert page.status_code == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        demo.stop(15)
 
 
 # --- a call without X-CSRF says which header to send --------------------------------------------

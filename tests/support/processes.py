@@ -64,6 +64,11 @@ class ChildProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def stderr(self) -> str:
+        """What went to ``stderr_path`` (the log itself when stderr has no file of its own)."""
+        path = self.stderr_path or self.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def tail(self, lines: int = 30) -> str:
         text = self.log()
         if self.stderr_path is not None and self.stderr_path.exists():
@@ -89,15 +94,15 @@ class ChildProcess:
                                    f"{self.tail()}")
             time.sleep(0.05)
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM by PID, SIGKILL after ``timeout``; the exit code (None if never started).
-        Safe to call twice."""
+    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+        """``sig`` (SIGTERM; SIGINT is Ctrl-C) by PID, SIGKILL after ``timeout``; the exit
+        code (None if never started). Safe to call twice."""
         popen, self.popen = self.popen, None
         if popen is None:
             return None
         if popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                popen.send_signal(signal.SIGTERM)
+                popen.send_signal(sig)
             try:
                 popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -170,4 +175,11 @@ def log_line(child: ChildProcess, prefix: str) -> Probe:
     """The child printed a line starting with ``prefix`` (e.g. the test IdP's READY)."""
     def probe() -> bool:
         return any(line.startswith(prefix) for line in child.log().splitlines())
+    return probe
+
+
+def log_has(child: ChildProcess, text: str) -> Probe:
+    """The child's log (stdout, or stderr where it has a file of its own) contains ``text``."""
+    def probe() -> bool:
+        return text in child.log() or text in child.stderr()
     return probe
