@@ -12,11 +12,9 @@ import base64
 import json
 import os
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
+import sys
 import time
+from pathlib import Path
 
 import redis
 
@@ -25,6 +23,9 @@ from bffgate.crypto.cookie_codec import CookieCodec
 from bffgate.session.model import NewTokens
 from bffgate.session.service import SessionService
 from bffgate.store.redis import RedisStore, create_redis_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support.redis import RedisServer
 
 
 def _jwt(size: int) -> str:
@@ -36,26 +37,11 @@ def _jwt(size: int) -> str:
     return f"{head}.{body}.{secrets.token_urlsafe(256)}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def main(n: int) -> None:
-    port = _free_port()
-    workdir = tempfile.mkdtemp()
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
-                             "--save", "", "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL)
+    server = RedisServer().start()  # no persistence; stopped by PID below
+    port = server.port
     try:
         sync = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                sync.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         before = int(sync.info("memory")["used_memory"])
         store = RedisStore(create_redis_client(f"redis://127.0.0.1:{port}/0"))
         svc = SessionService(store, CookieCodec([secrets.token_urlsafe(32)]), SystemClock(),
@@ -80,9 +66,7 @@ async def main(n: int) -> None:
               f"= {per:.0f} bytes per session (record + sub/sid index entries)")
         print(f"creation rate: {n / elapsed:.0f} sessions/s (one client, sequential)")
     finally:
-        proc.terminate()
-        proc.wait(5)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
 
 
 if __name__ == "__main__":
