@@ -4,11 +4,13 @@ carry the framing policy of ``bffgate.http_protocol``)."""
 from __future__ import annotations
 
 import asyncio
+import typing
 
 from bffgate.config import ConfigError
+from bffgate.config.model import HttpParser
 from bffgate.http_protocol import FramingH11Protocol
 
-PARSERS = ("auto", "h11", "httptools")
+PARSERS: tuple[str, ...] = typing.get_args(HttpParser)  # written once: the settings' Literal
 
 
 def protocol_class(choice: str) -> type[asyncio.Protocol]:
