@@ -165,11 +165,15 @@ async def test_tampered_cookie_is_401(browser, idp_client, redis_server) -> None
     assert good
     for bad in (good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
                 "v2." + good[3:], good.replace("v1.", "v1.x", 1), "garbage"):
-        r = await browser.api("GET", "/bff/user", headers={"cookie": f"__Host-bffgate={bad}"})
-        _problem(r, 401, "not-authenticated")
-        r = await browser.api("GET", "/api/x", headers={"cookie": f"__Host-bffgate={bad}"})
-        _problem(r, 401, "not-authenticated")
-    assert (await browser.api("GET", "/bff/user")).status_code == 200
+        for path in ("/bff/user", "/api/x"):
+            r = await browser.api("GET", path, headers={"cookie": f"__Host-bffgate={bad}"})
+            _problem(r, 401, "not-authenticated")
+            # A dead cookie is cleared (the browser that sent it holds nothing usable).
+            assert any(c.startswith("__Host-bffgate=;") and "Max-Age=0" in c
+                       for c in r.headers.get_list("set-cookie"))
+    # The live session itself is untouched (the jar took the clearing: send it again).
+    r = await browser.api("GET", "/bff/user", headers={"cookie": f"__Host-bffgate={good}"})
+    assert r.status_code == 200
 
 
 async def test_missing_csrf_header(browser, idp_client, redis_server, gateway, upstream) -> None:

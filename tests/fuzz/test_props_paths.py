@@ -85,10 +85,10 @@ route_sets = st.lists(st.tuples(prefixes, st.booleans(), st.sampled_from(["", "/
 
 
 def _table(spec: list[tuple[str, bool, str]], root: bool) -> RouteTable:
-    routes = [Route(p, "http://up.internal:8081" + base, "user", strip, 3.0, p)
+    routes = [Route(p, "http://up.internal:8081" + base, "user", strip, 3.0)
               for p, strip, base in spec]
     if root:
-        routes.append(Route("/", "http://up.internal:8081/root", "none", False, 3.0, "/"))
+        routes.append(Route("/", "http://up.internal:8081/root", "none", False, 3.0))
     return RouteTable(routes)
 
 

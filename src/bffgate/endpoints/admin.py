@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bffgate.endpoints.deps import Deps
-from bffgate.errors import Forbidden, GatewayError
+from bffgate.errors import BadRequest, Forbidden, GatewayError
 from bffgate.oidc.errors import OidcError
-from bffgate.session.service import revoke_sessions
+from bffgate.session.ending import end_sessions, key_or_sub
 
 IDP_PROBE_TIMEOUT = 1.0  # seconds; below any sane readiness-probe timeout (the chart's: 3 s)
 
@@ -25,11 +25,11 @@ def _check_token(request: Request, deps: Deps) -> None:
         raise Forbidden("admin bearer token required", reason="admin_token")
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(request: Request, deps: Deps) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
+async def readyz(request: Request, deps: Deps) -> Response:
     """Readiness = this replica can serve the sessions it is sent: Redis answers.
 
     The IdP is probed live (not the cached metadata) and reported, but does not decide:
@@ -37,7 +37,6 @@ async def readyz(request: Request) -> Response:
     access tokens, and an unready replica would only turn that into connection errors
     (README "Operations"). Both checks run at once, the IdP's bounded by IDP_PROBE_TIMEOUT
     so that a hanging IdP never makes the probe itself time out."""
-    deps: Deps = request.app.state.deps
     store, idp = await asyncio.gather(_store_status(deps), _idp_status(deps))
     ready = store == "ok"
     return JSONResponse({"status": "ok" if ready else "unavailable",
@@ -48,7 +47,7 @@ async def readyz(request: Request) -> Response:
 
 async def _store_status(deps: Deps) -> str:
     try:
-        await deps.sessions.store.ping()
+        await deps.store.ping()
     except GatewayError:
         return "unavailable"
     return "ok"
@@ -64,21 +63,20 @@ async def _idp_status(deps: Deps) -> str:
     return "ok"
 
 
-async def metrics(request: Request) -> Response:
-    deps: Deps = request.app.state.deps
+async def metrics(request: Request, deps: Deps) -> Response:
     _check_token(request, deps)
     return Response(deps.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-async def sessions(request: Request) -> Response:
+async def sessions(request: Request, deps: Deps) -> Response:
     """GET ?sub=S lists session keys; DELETE ?sub=S or ?key=K revokes."""
-    deps: Deps = request.app.state.deps
     _check_token(request, deps)
-    store = deps.sessions.store
+    store = deps.store
     sub, key = request.query_params.get("sub"), request.query_params.get("key")
     if request.method == "GET":
         if not sub:
-            return JSONResponse({"error": "sub required"}, status_code=400)
+            raise BadRequest("query parameter sub is required", reason="sub_missing")
         return JSONResponse({"sub": sub, "sessions": await store.keys_for_sub(sub)})
-    return JSONResponse({"revoked": await revoke_sessions(store, key=key, sub=sub,
-                                                          reason="admin")})
+    which = key_or_sub(key, sub)
+    return JSONResponse({"revoked": await end_sessions(store, which, reason="admin")
+                         if which else 0})

@@ -3,7 +3,7 @@
 Per request: check the path and match the route, check the route's methods, check CSRF,
 load the session (one store round trip), make sure the access token is fresh
 (single-flight refresh), then stream the request to the upstream and the response back.
-Outcomes of the refresh are matched exhaustively: Fresh | Refreshed → forward; Rejected →
+Outcomes of the refresh are matched exhaustively: Fresh | Refreshed → forward; Ended →
 401 + cookie cleared; Unavailable → forward while the token is valid, else 503 with
 Retry-After. A client that leaves mid-body or mid-response is an abort (``request.aborted``,
 status label ``client_closed``), not a failure.
@@ -12,22 +12,22 @@ status label ``client_closed``), not a failure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import assert_never
 
-from bffgate import audit, logs
+from starlette.types import Receive, Scope, Send
+
+from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.endpoints.context import RequestInfo, csrf_failure, header
+from bffgate.edge.fields import header
+from bffgate.edge.request_context import RequestInfo
 from bffgate.endpoints.deps import Deps
-from bffgate.endpoints.session_access import lookup_session
 from bffgate.errors import (
     BadRequest,
     BodyTooLarge,
     ClientAborted,
-    CsrfRejected,
     GatewayError,
     IdentityProviderUnavailable,
     MethodNotAllowed,
@@ -37,15 +37,14 @@ from bffgate.errors import (
     SessionEnded,
     UpstreamUnavailable,
 )
-from bffgate.problems import send_problem
 from bffgate.proxy.headers import (
     downstream_response_headers,
     incoming_traceparent,
     upstream_request_headers,
 )
 from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
-from bffgate.session.refresh import Fresh, Refreshed, Rejected, Unavailable
-from bffgate.session.service import LoadedSession
+from bffgate.session.model import LoadedSession
+from bffgate.session.outcomes import Ended, Fresh, Refreshed, Unavailable
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 # The proxy_requests status label of a request the client abandoned (documented in README).
@@ -58,67 +57,50 @@ class _Outcome:
     refused or failed request is still counted under it) and the status sent."""
 
     route: Route | None = None
-    status: int = 500
+    status: int | None = None  # None until the response starts or the request fails
 
 
-async def proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
-                info: RequestInfo) -> None:
+async def proxy(info: RequestInfo, scope: Scope, receive: Receive, send: Send,
+                deps: Deps) -> None:
+    """Proxy one request; failures propagate to the problem boundary, counted here under
+    the matched route (and audited with it: ``request.rejected``, ``request.proxied`` for
+    a 5xx, ``request.aborted``)."""
     started = time.perf_counter()
     outcome = _Outcome()
-    response_started = False
-
-    async def tracked_send(message: dict[str, Any]) -> None:
-        nonlocal response_started
-        response_started = True
-        try:
-            await send(message)
-        except OSError as exc:  # ASGI: a server may raise on a closed connection
-            raise ClientAborted(reason="client_disconnected") from exc
-
     try:
-        await _proxy(scope, receive, tracked_send, deps, info, outcome)
+        await _proxy(scope, receive, send, deps, info, outcome)
     except ClientAborted as exc:
-        # The client went away: nothing can be answered. One warning line, no traceback,
-        # counted under its own status label (nginx's 499 "client closed request").
+        # Counted under its own status label (nginx's 499 "client closed request").
         route = outcome.route
         audit.emit(AuditEvent.REQUEST_ABORTED, level="warning", reason=exc.reason,
-                   route=route.name if route else None,
-                   status=outcome.status if response_started else None,
+                   route=route.prefix if route else None, status=outcome.status,
                    duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        exc.audited = True
         outcome.status = exc.status
+        raise
     except GatewayError as exc:
         outcome.status = exc.status
         route = outcome.route
-        if not isinstance(exc, CsrfRejected | NotAuthenticated):
+        if not exc.audited and not isinstance(exc, NotAuthenticated):
             audit.emit(AuditEvent.REQUEST_REJECTED if exc.status < 500
                        else AuditEvent.REQUEST_PROXIED,
                        level="warning", reason=exc.reason, status=exc.status,
-                       route=route.name if route else None)
-        if not response_started:
-            extra = []
-            if isinstance(exc, SessionEnded):
-                extra.append((b"set-cookie", deps.cookies.clear_session()))
-            if isinstance(exc, MethodNotAllowed) and exc.allow:
-                extra.append((b"allow", exc.allow))
-            with contextlib.suppress(OSError):  # the client may be gone already
-                await send_problem(send, exc, request_id=info.request_id, extra_headers=extra)
-    except Exception:  # a bug or an unmapped library error: 500 problem, logged, never a trace
+                       route=route.prefix if route else None)
+            exc.audited = True
+        raise
+    except Exception:
         outcome.status = 500
-        route = outcome.route
-        logs.get_logger().exception("request.failed", route=route.name if route else None)
-        if not response_started:
-            with contextlib.suppress(OSError):
-                await send_problem(send, GatewayError(reason="internal_error"),
-                                   request_id=info.request_id)
-    if outcome.route is not None:
-        elapsed = time.perf_counter() - started
-        label = _CLIENT_CLOSED if outcome.status == ClientAborted.status \
-            else f"{outcome.status // 100}xx"
-        deps.metrics.proxy_requests.labels(outcome.route.name, label).inc()
-        deps.metrics.proxy_latency.labels(outcome.route.name).observe(elapsed)
+        raise
+    finally:
+        if outcome.route is not None:
+            elapsed = time.perf_counter() - started
+            status = outcome.status or 500
+            label = _CLIENT_CLOSED if status == ClientAborted.status else f"{status // 100}xx"
+            deps.metrics.proxy_requests.labels(outcome.route.prefix, label).inc()
+            deps.metrics.proxy_latency.labels(outcome.route.prefix).observe(elapsed)
 
 
-async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
+async def _proxy(scope: Scope, receive: Receive, send: Send, deps: Deps,
                  info: RequestInfo, outcome: _Outcome) -> None:
     started = time.perf_counter()
     raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -141,17 +123,14 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
     bearer: str | None = None
     session: LoadedSession | None = None
     if route.token in ("user", "user_optional"):
-        reason = csrf_failure(method, headers, deps.public_origin)
-        if reason:
-            deps.metrics.csrf_rejections.inc()
-            audit.emit(AuditEvent.CSRF_REJECTED, level="warning", reason=reason,
-                       route=route.name, status=401)
-            raise CsrfRejected(reason=reason)
-        session, why = await lookup_session(headers, deps)
-        if session is None and route.token == "user":
-            raise NotAuthenticated(reason=why or "no_session", login_url=deps.login_url("/"))
+        deps.csrf.require(method, headers, route=route.prefix)
+        if route.token == "user":
+            session = await deps.session_cookie.require(headers)
+        else:  # user_optional: anonymous unless a live session comes with the request
+            found = await deps.session_cookie.find(headers)
+            session = found if isinstance(found, LoadedSession) else None
         if session is not None:
-            session, bearer = await _fresh_token(session, deps, route)
+            session, bearer = await _fresh_token(session, deps)
 
     content_length = header(headers, b"content-length")
     if content_length is not None:
@@ -177,7 +156,7 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
         resp = await client.send(method, url, upstream_headers,
                                  body.chunks() if body else None, route.timeout)
     except UpstreamUnavailable as exc:
-        deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
+        deps.metrics.upstream_errors.labels(route.prefix, exc.reason).inc()
         raise
     watch: _ClientWatch | None = None
     streaming = False
@@ -201,46 +180,34 @@ async def _proxy(scope: dict[str, Any], receive: Any, send: Any, deps: Deps,
         except UpstreamUnavailable as exc:
             # Headers are out: all we can do is cut the response short (the server then
             # closes the connection, so the client sees a truncated body, not a full one).
-            deps.metrics.upstream_errors.labels(route.name, exc.reason).inc()
+            deps.metrics.upstream_errors.labels(route.prefix, exc.reason).inc()
             audit.emit(AuditEvent.REQUEST_PROXIED, level="warning", reason=exc.reason,
-                       route=route.name, status=resp.status)
+                       route=route.prefix, status=resp.status)
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         if watch is not None:
             watch.close()
         await resp.close()
-    audit.emit(AuditEvent.REQUEST_PROXIED, route=route.name, status=resp.status,
+    audit.emit(AuditEvent.REQUEST_PROXIED, route=route.prefix, status=resp.status,
                duration_ms=round((time.perf_counter() - started) * 1000, 2),
                session=session.handle.short if session else None,
                sub=session.data.sub if session else None)
 
 
-async def _fresh_token(session: LoadedSession, deps: Deps,
-                       route: Route) -> tuple[LoadedSession, str]:
+async def _fresh_token(session: LoadedSession, deps: Deps) -> tuple[LoadedSession, str]:
+    """The session (as refreshed) and its access token, or the refusal its outcome calls for.
+    The refresh coordinator decides (expiry included) and reports; this only answers."""
     outcome = await deps.refresher.ensure_fresh(session)
-    now = deps.clock.now()
     match outcome:
-        case Fresh(session=s):
-            if not s.data.tokens.access_token_valid(now):
-                # Expired with no way to refresh (no refresh token): the session is over.
-                await deps.sessions.destroy(s)
-                audit.emit(AuditEvent.SESSION_EXPIRED, reason="access_token_expired",
-                           session=s.handle.short, sub=s.data.sub)
-                raise SessionEnded(reason="access_token_expired", login_url=deps.login_url("/"))
+        case Fresh(session=s) | Refreshed(session=s):
             return s, s.data.tokens.access_token
-        case Refreshed(session=s):
-            return s, s.data.tokens.access_token
-        case Rejected(reason=reason):
-            deps.metrics.refresh.labels("rejected").inc()
-            audit.emit(AuditEvent.SESSION_REFRESH_FAILED, level="warning", reason=reason,
-                       session=session.handle.short, sub=session.data.sub, route=route.name)
-            raise SessionEnded(reason=f"refresh_rejected:{reason}", login_url=deps.login_url("/"))
         case Unavailable(session=s, usable=usable):
-            deps.metrics.refresh.labels("unavailable").inc()
-            if usable:
+            if usable:  # the IdP is away but the access token still valid: carry on
                 return s, s.data.tokens.access_token
             raise IdentityProviderUnavailable(reason="refresh_unavailable")
+        case Ended(reason=reason):
+            raise SessionEnded(reason=reason, login_url=deps.login_url("/"))
         case _:
             assert_never(outcome)
 
@@ -249,7 +216,7 @@ class _RequestBody:
     """The client's request body as an iterator for the upstream client, capped at
     ``limit``; a client gone mid-body is a ``ClientAborted``, not an upstream failure."""
 
-    def __init__(self, receive: Any, limit: int) -> None:
+    def __init__(self, receive: Receive, limit: int) -> None:
         self._receive, self._limit = receive, limit
         self.done = False
 
@@ -275,11 +242,11 @@ class _ClientWatch:
     """Waits for the client's ``http.disconnect`` in the background while a response
     streams, so a client that left stops the copy (and is counted as an abort)."""
 
-    def __init__(self, receive: Any) -> None:
+    def __init__(self, receive: Receive) -> None:
         self._task = asyncio.ensure_future(self._wait(receive))
 
     @staticmethod
-    async def _wait(receive: Any) -> None:
+    async def _wait(receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 

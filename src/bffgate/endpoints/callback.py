@@ -15,11 +15,12 @@ from starlette.responses import Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.endpoints.context import single_cookie
+from bffgate.edge.fields import single_cookie
+from bffgate.edge.responses import redirect
 from bffgate.endpoints.deps import Deps
-from bffgate.endpoints.session_access import lookup_session
 from bffgate.endpoints.session_end import end_session
 from bffgate.errors import IdentityProviderUnavailable, LoginRejected
+from bffgate.grants import new_tokens
 from bffgate.oidc.errors import (
     GrantRejected,
     IdTokenInvalid,
@@ -27,9 +28,8 @@ from bffgate.oidc.errors import (
     ProviderUnavailable,
     TokenRejected,
 )
-from bffgate.problems import NO_STORE
-from bffgate.session.model import visible_claims
-from bffgate.session.service import LoginRecordRejected, NewTokens
+from bffgate.session.logins import LoginRecordRejected
+from bffgate.session.model import LoadedSession, visible_claims
 
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SINGLE = ("code", "state", "iss", "error", "session_state")
@@ -39,11 +39,10 @@ _FRONT_CHANNEL_TOKENS = ("id_token", "access_token", "token", "refresh_token")
 def _reject(deps: Deps, reason: str, detail: str | None = None) -> LoginRejected:
     deps.metrics.login_results.labels("failed", reason.split(":")[0]).inc()
     audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=reason)
-    return LoginRejected(detail, reason=reason)
+    return LoginRejected(detail, reason=reason, audited=True)
 
 
-async def callback(request: Request) -> Response:
-    deps: Deps = request.app.state.deps
+async def callback(request: Request, deps: Deps) -> Response:
     q = request.query_params
     for name in _SINGLE:
         if len(q.getlist(name)) > 1:
@@ -57,9 +56,9 @@ async def callback(request: Request) -> Response:
     if len(state) > 128 or (code is not None and len(code) > 4096):
         raise _reject(deps, "parameter_too_long")
 
-    binding = single_cookie(request.headers.raw, deps.settings.login_cookie_name)
+    binding = single_cookie(request.headers.raw, deps.cookies.login_name)
     try:
-        record = await deps.sessions.take_login(state, binding)
+        record = await deps.logins.take(state, binding)
     except LoginRecordRejected as exc:
         raise _reject(deps, exc.reason, "unknown, used, expired or foreign login state") from None
 
@@ -67,7 +66,7 @@ async def callback(request: Request) -> Response:
         meta = await deps.oidc.metadata()
     except OidcError as exc:
         audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=exc.reason)
-        raise IdentityProviderUnavailable(reason=exc.reason) from exc
+        raise IdentityProviderUnavailable(reason=exc.reason, audited=True) from exc
     # RFC 9207: exact comparison when present; mandatory when the IdP advertises it.
     if iss is not None and iss != deps.settings.oidc.issuer:
         raise _reject(deps, "iss_mismatch", "authorization response from another issuer")
@@ -82,7 +81,8 @@ async def callback(request: Request) -> Response:
 
     # A live session this browser already holds (re-login), read before the code is used:
     # an ambiguous cookie header is refused before any token is issued.
-    previous, _ = await lookup_session(request.headers.raw, deps)
+    found = await deps.session_cookie.find(request.headers.raw)
+    previous = found if isinstance(found, LoadedSession) else None
     try:
         tokens = await deps.oidc.exchange_code(code, record.code_verifier)
     except GrantRejected as exc:
@@ -95,7 +95,7 @@ async def callback(request: Request) -> Response:
     except ProviderUnavailable as exc:
         deps.metrics.token_exchange.labels("unavailable").inc()
         audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason="idp_unavailable")
-        raise IdentityProviderUnavailable(reason="idp_unavailable") from exc
+        raise IdentityProviderUnavailable(reason="idp_unavailable", audited=True) from exc
     except OidcError as exc:
         deps.metrics.token_exchange.labels("error").inc()
         raise _reject(deps, f"token_exchange:{exc.reason}") from None
@@ -114,8 +114,7 @@ async def callback(request: Request) -> Response:
     sub = str(claims["sub"])
     idp_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     cookie_value, session = await deps.sessions.create(
-        NewTokens(tokens.access_token, tokens.refresh_token, tokens.id_token, tokens.expires_at),
-        sub=sub, idp_sid=idp_sid, claims=visible_claims(claims))
+        new_tokens(tokens), sub=sub, idp_sid=idp_sid, claims=visible_claims(claims))
     deps.metrics.login_results.labels("succeeded", "ok").inc()
     deps.metrics.login_duration.observe(max(0.0, deps.clock.now() - record.created_at))
     audit.emit(AuditEvent.LOGIN_SUCCEEDED, sub=sub, session=session.handle.short)
@@ -130,9 +129,4 @@ async def callback(request: Request) -> Response:
         same_idp_session = idp_sid is not None and previous.data.idp_sid == idp_sid
         await end_session(deps, previous, reason="relogin", revoke=not same_idp_session)
     max_age = int(session.data.absolute_expires_at - deps.clock.now())
-    response = Response(status_code=302)
-    response.raw_headers.extend([
-        (b"location", record.return_url.encode("ascii")), *NO_STORE,
-        (b"set-cookie", deps.cookies.session(cookie_value, max_age)),
-    ])
-    return response
+    return redirect(record.return_url, deps.cookies.session(cookie_value, max_age))

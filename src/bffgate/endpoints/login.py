@@ -10,20 +10,19 @@ from starlette.responses import Response
 from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.crypto.cookie_codec import binding_hash, new_login_binding
-from bffgate.endpoints.context import single_cookie
+from bffgate.edge.fields import single_cookie
+from bffgate.edge.responses import redirect
 from bffgate.endpoints.deps import Deps
 from bffgate.endpoints.return_url import ReturnUrlRejected, check_return_url
 from bffgate.errors import IdentityProviderUnavailable, InvalidReturnUrl
 from bffgate.oidc.errors import OidcError
 from bffgate.oidc.pkce import new_code_verifier, new_nonce, new_state, s256_challenge
-from bffgate.problems import NO_STORE
 from bffgate.session.model import LoginRecord
 
 _BINDING_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
-async def login(request: Request) -> Response:
-    deps: Deps = request.app.state.deps
+async def login(request: Request, deps: Deps) -> Response:
     values = request.query_params.getlist("returnUrl")
     if len(values) > 1:
         _reject("duplicate_parameter")
@@ -35,28 +34,24 @@ async def login(request: Request) -> Response:
 
     # One binding value per browser: reuse a well-formed existing one so parallel tabs
     # share it (no cookie multiplication), otherwise mint a new one.
-    existing = single_cookie(request.headers.raw, deps.settings.login_cookie_name)
+    existing = single_cookie(request.headers.raw, deps.cookies.login_name)
     binding = existing if existing and _BINDING_SHAPE.match(existing) else new_login_binding()
 
     verifier, state, nonce = new_code_verifier(), new_state(), new_nonce()
     record = LoginRecord(verifier, nonce, return_url, deps.clock.now(),
                          binding_hash(binding))
-    await deps.sessions.save_login(state, record, binding)
+    await deps.logins.save(state, record, binding)
     try:
         url = await deps.oidc.authorization_url(
             state=state, nonce=nonce, code_challenge=s256_challenge(verifier))
     except OidcError as exc:
         audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=exc.reason)
-        raise IdentityProviderUnavailable(reason=exc.reason) from exc
+        raise IdentityProviderUnavailable(reason=exc.reason, audited=True) from exc
     deps.metrics.logins_started.inc()
     audit.emit(AuditEvent.LOGIN_STARTED)
-    headers = [(b"location", url.encode("ascii")), *NO_STORE,
-               (b"set-cookie", deps.cookies.login_binding(binding))]
-    response = Response(status_code=302)
-    response.raw_headers.extend(headers)
-    return response
+    return redirect(url, deps.cookies.login_binding(binding))
 
 
 def _reject(reason: str) -> None:
     audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=f"return_url:{reason}")
-    raise InvalidReturnUrl(reason=f"return_url:{reason}")
+    raise InvalidReturnUrl(reason=f"return_url:{reason}", audited=True)

@@ -16,21 +16,21 @@ from starlette.responses import Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
+from bffgate.edge.responses import redirect
 from bffgate.endpoints.deps import Deps
-from bffgate.endpoints.session_access import lookup_session
 from bffgate.endpoints.session_end import end_session
 from bffgate.errors import AmbiguousRequest, Forbidden
 from bffgate.oidc.errors import OidcError
-from bffgate.problems import NO_STORE
+from bffgate.session.model import LoadedSession, NoSession
 
 
-async def logout(request: Request) -> Response:
-    deps: Deps = request.app.state.deps
+async def logout(request: Request, deps: Deps) -> Response:
     plr = deps.settings.oidc.post_logout_redirect
     post_logout = plr if urlsplit(plr).scheme else deps.public_origin + plr
-    session, why = await lookup_session(request.headers.raw, deps)
+    found = await deps.session_cookie.find(request.headers.raw)
+    session = found if isinstance(found, LoadedSession) else None
     location = post_logout
-    clear_cookie = session is not None or why in ("cookie_invalid", "session_unknown")
+    clear_cookie = found is not NoSession.NO_COOKIE
     if session is not None:
         sids = request.query_params.getlist("sid")
         if len(sids) > 1:  # which one counts would be a guess (Starlette's get() takes the last)
@@ -38,13 +38,13 @@ async def logout(request: Request) -> Response:
                        reason="duplicate_parameter:sid", session=session.handle.short,
                        sub=session.data.sub, status=400)
             raise AmbiguousRequest("parameter sid must be sent once",
-                                   reason="duplicate_parameter:sid")
+                                   reason="duplicate_parameter:sid", audited=True)
         sid = sids[0] if sids else ""
         if not hmac.compare_digest(sid.encode(), session.data.logout_id.encode()):
             audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason="logout_sid_mismatch",
                        session=session.handle.short, sub=session.data.sub, status=403)
             raise Forbidden("logout requires the session's logout id (from /bff/user)",
-                            reason="logout_sid_mismatch")
+                            reason="logout_sid_mismatch", audited=True)
         await end_session(deps, session, reason="logout")
         try:
             url = await deps.oidc.end_session_url(id_token_hint=session.data.tokens.id_token,
@@ -52,11 +52,7 @@ async def logout(request: Request) -> Response:
         except OidcError:
             url = None
         location = url or post_logout
-    response = Response(status_code=302)
-    response.raw_headers.extend([(b"location", location.encode("ascii")), *NO_STORE])
     # Clear the cookie only for the browser whose session just ended, or that holds a dead
     # one. A request without our cookie (e.g. a cross-site link: SameSite=Strict keeps it
     # back) must not log anybody out, not even in the browser.
-    if clear_cookie:
-        response.raw_headers.append((b"set-cookie", deps.cookies.clear_session()))
-    return response
+    return redirect(location, *([deps.cookies.clear_session()] if clear_cookie else []))

@@ -6,14 +6,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bffgate.endpoints.deps import Deps
-from bffgate.endpoints.session_access import load_session_or_401, require_csrf
 from bffgate.problems import NO_STORE
 
 
-async def user(request: Request) -> Response:
-    deps: Deps = request.app.state.deps
-    require_csrf(request, deps)
-    session = await load_session_or_401(request, deps)
+async def user(request: Request, deps: Deps) -> Response:
+    deps.csrf.require(request.method, request.headers.raw)
+    session = await deps.session_cookie.require(request.headers.raw)
     d = session.data
     body = {
         "sub": d.sub,

@@ -66,7 +66,6 @@ class Route:
     token: str
     strip_prefix: bool
     timeout: float
-    name: str
     methods: frozenset[str] = frozenset(DEFAULT_METHODS)
     allow_matrix_params: bool = False
 

@@ -16,7 +16,7 @@ from bffgate.proxy.routes import (
 def _route(prefix: str, upstream: str = "http://up:8000", *, strip: bool = False,
            matrix: bool = False, methods: tuple[str, ...] = DEFAULT_METHODS) -> Route:
     return Route(prefix=prefix, upstream=upstream, token="user", strip_prefix=strip,
-                 timeout=30.0, name=prefix, methods=frozenset(methods),
+                 timeout=30.0, methods=frozenset(methods),
                  allow_matrix_params=matrix)
 
 
