@@ -41,8 +41,12 @@ async def _store_without(redis_server: RedisServer, admin: aioredis.Redis, comma
 
 
 async def _assert_no_unindexed_record(admin: aioredis.Redis, prefix: str) -> None:
-    """Every stored record is in its sub and sid index (whatever else may be left)."""
+    """Every live record (generation >= 1: one a cookie can name) is in its sub and sid
+    index, whatever else a failure left behind."""
     async for name in admin.scan_iter(match=f"{prefix}s:*"):
+        generation = (await admin.get(name)).split(b"|", 2)[1]
+        if generation == b"0":  # pending: it never loads (and no cookie was issued)
+            continue
         key = name.decode().split("{", 1)[1].rstrip("}")
         assert await admin.sismember(f"{prefix}sub:alice", key), "record missing from sub index"
         assert await admin.sismember(f"{prefix}sid:sid-1", key), "record missing from sid index"
@@ -72,15 +76,18 @@ async def test_a_failed_write_leaves_no_unindexed_session(redis_server, admin, r
         await store.close()
 
 
-async def test_a_dead_index_entry_is_skipped(redis_server, admin) -> None:
-    """The cluster order's leftover (an index entry naming no record) is never listed."""
-    store = await _store_without(redis_server, admin, "set", cluster=True)
+async def test_a_pending_record_never_loads(redis_server, admin) -> None:
+    """The cluster order's leftover when the index write fails: a record at generation 0
+    that no read returns, no compare-and-set accepts, and revocation can still delete."""
+    store = await _store_without(redis_server, admin, "sadd", cluster=True)
     try:
         with pytest.raises(StoreUnavailable):
             await _create(store)
-        assert await admin.sismember(f"{store._p}sub:alice", "k1")  # the leftover
-        assert await store.keys_for_sub("alice") == []
-        assert await store.keys_for_idp_sid("sid-1") == []
+        assert await admin.exists(f"{store._p}s:{{k1}}")  # the leftover
+        assert await store.load_session("k1", now_ms=NOW, idle_ms=60_000) is None
+        assert not await store.replace_session("k1", b"x", expected_generation=0, now_ms=NOW,
+                                               idle_ms=60_000)
+        assert await store.delete_session("k1", sub="alice", idp_sid="sid-1")
     finally:
         await store.close()
 

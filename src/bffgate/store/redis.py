@@ -9,7 +9,8 @@ Key scheme (``prefix`` defaults to ``bffgate:``):
 
 A session value is ``<absolute_expiry_ms>|<generation>|<payload>``: the header lets one Lua
 call read the record AND slide its TTL to min(idle, absolute remaining) on the hot path,
-and lets a rotated token set be saved with compare-and-set on the generation.
+and lets a rotated token set be saved with compare-and-set on the generation. Generation 0
+is a record still being created (Cluster only, see ``create_session``): it never loads.
 """
 
 from __future__ import annotations
@@ -23,17 +24,20 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.asyncio.sentinel import Sentinel
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
 from bffgate.errors import StoreUnavailable
 from bffgate.store.base import StoredSession
+from bffgate.store.redis_lock import RedisLock
 
 T = TypeVar("T")
 
 _LOAD = """
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local abs = tonumber(string.match(v, '^(%d+)|'))
+local abs, gen = string.match(v, '^(%d+)|(%d+)|')
+if gen == '0' then return false end
+abs = tonumber(abs)
 local ttl = math.min(tonumber(ARGV[2]), abs - tonumber(ARGV[1]))
 if ttl <= 0 then redis.call('DEL', KEYS[1]) return false end
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -43,6 +47,7 @@ _REPLACE = """
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local abs, gen = string.match(v, '^(%d+)|(%d+)|')
+if gen == '0' then return 0 end
 if gen ~= ARGV[1] then return -1 end
 local ttl = math.min(tonumber(ARGV[4]), tonumber(abs) - tonumber(ARGV[3]))
 if ttl <= 0 then redis.call('DEL', KEYS[1]) return 0 end
@@ -90,34 +95,6 @@ def create_redis_client(
 def _plain(value: Any) -> str:
     """Config secrets arrive as ``Secret``; redis-py wants the string."""
     return str(value.get()) if hasattr(value, "get") else str(value)
-
-
-class RedisLock:
-    """redis-py's token-checked Lock, with its errors kept inside the store."""
-
-    def __init__(self, lock: Lock) -> None:
-        self._lock = lock
-
-    async def acquire(self, wait_seconds: float) -> bool:
-        try:
-            return bool(await self._lock.acquire(blocking=True, blocking_timeout=wait_seconds))
-        except RedisError as exc:
-            raise StoreUnavailable(reason="redis_error") from exc
-
-    async def extend(self) -> bool:
-        try:
-            return bool(await self._lock.reacquire())
-        except LockError:
-            return False
-        except RedisError as exc:
-            raise StoreUnavailable(reason="redis_error") from exc
-
-    async def release(self) -> None:
-        try:
-            await self._lock.release()
-        except (LockError, RedisError):
-            # Not ours any more (lease expired) or Redis is away: the lease TTL frees it.
-            return
 
 
 class RedisStore:
@@ -169,14 +146,18 @@ class RedisStore:
         self, key: str, data: bytes, *, now_ms: int, idle_ms: int, absolute_expiry_ms: int,
         sub: str, idp_sid: str | None,
     ) -> None:
-        """Indexes and record together. Standalone and Sentinel: one MULTI/EXEC, all or
+        """Record and indexes together. Standalone and Sentinel: one MULTI/EXEC, all or
         nothing. Cluster: the indexes live in other slots than the record, so no transaction
-        spans them; the indexes are written first and the record last, so a failure between
-        leaves at worst an index entry naming no record (skipped by readers), never a
-        session that revocation by sub or IdP sid would miss."""
+        spans them; the record is written first as pending (generation 0: it never loads),
+        then the indexes, then it is made live. A failure part-way leaves at worst a pending
+        record nobody holds a cookie for (it expires with its idle TTL), never a live session
+        that revocation by sub or IdP sid would miss; and an index entry is never written
+        before its record, so the readers' pruning of dead entries can't race a login."""
         ttl = min(idle_ms, absolute_expiry_ms - now_ms)
-        value = f"{absolute_expiry_ms}|1|".encode() + data
         index_ttl = max(1, (absolute_expiry_ms - now_ms) // 1000 + 60)
+
+        def record(generation: int) -> bytes:
+            return f"{absolute_expiry_ms}|{generation}|".encode() + data
 
         def index(pipe: Any) -> None:
             pipe.sadd(f"{self._p}sub:{sub}", key)
@@ -187,13 +168,17 @@ class RedisStore:
                 pipe.expire(f"{self._p}sid:{idp_sid}", index_ttl)
 
         async def run() -> None:
-            pipe = self._r.pipeline(transaction=not self._cluster)
-            index(pipe)
             if self._cluster:  # a cluster pipeline runs per node, in no set order
+                await self._r.set(self._s(key), record(0), px=ttl)
+                pipe = self._r.pipeline(transaction=False)
+                index(pipe)
                 await pipe.execute()
-                await self._r.set(self._s(key), value, px=ttl)
+                if not await self._r.set(self._s(key), record(1), px=ttl, xx=True):
+                    raise RedisError("session record gone while it was being created")
             else:
-                pipe.set(self._s(key), value, px=ttl)
+                pipe = self._r.pipeline(transaction=True)
+                index(pipe)
+                pipe.set(self._s(key), record(1), px=ttl)
                 await pipe.execute()
             await self._replicated()
 
@@ -237,10 +222,7 @@ class RedisStore:
         return await self._call(run) > 0
 
     async def _members(self, index: str) -> list[str]:
-        """The index's members whose record still exists. Outside a cluster a record and
-        its index entries are written in one transaction, so a member without a record is
-        dead and pruned here; in a cluster it may be a login between its two writes, so
-        dead members are left to the index's own TTL."""
+        """The index's members whose record still exists; the others are pruned."""
         async def run() -> list[str]:
             members = sorted(m.decode() if isinstance(m, bytes) else str(m)
                              for m in await self._r.smembers(index))
@@ -248,7 +230,7 @@ class RedisStore:
             for m in members:
                 if await self._r.exists(self._s(m)):
                     live.append(m)
-                elif not self._cluster:
+                else:
                     await self._r.srem(index, m)
             return live
 
