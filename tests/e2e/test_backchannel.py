@@ -44,6 +44,10 @@ async def test_logout_token_with_sub_only_ends_all_of_the_users_sessions(
     for browser in (a, b):
         assert (await browser.api("GET", "/bff/user")).status_code == 401
         await browser.aclose()
+    # one audit line per session ended (before: only the count on logout.backchannel)
+    revoked = [e for e in gateway.audit("session.revoked")
+               if e.get("sub") == "frank" and e.get("reason") == "backchannel"]
+    assert len(revoked) == 2 and len({e["session"] for e in revoked}) == 2, revoked
 
 
 @pytest.mark.parametrize(("content_type", "body", "reason"), [
