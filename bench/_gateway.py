@@ -64,7 +64,7 @@ def main() -> None:
     from bffgate.config import load_settings
     from bffgate.logs import configure_logging
     from bffgate.server import serve_all
-    from bffgate.session.service import NewTokens
+    from bffgate.session.model import NewTokens
 
     configure_logging(args.log_level)
     listen = f"127.0.0.1:{args.port}"
