@@ -7,7 +7,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ from bffgate.config.values import coerce, resolve_secret
 DEFAULT_CONFIG_PATH = "config/bffgate.toml"
 EXAMPLE_CONFIG_PATH = "config/bffgate.example.toml"
 ENV_PREFIX = "BFFGATE_"
-_ROUTE_REQUIRED = ("prefix", "upstream", "token")
+# The route keys without a default (prefix, upstream, token), read off the model.
+_ROUTE_REQUIRED = tuple(f.name for f in fields(RouteSettings)
+                        if f.default is MISSING and f.default_factory is MISSING)
 
 
 class ConfigFileMissing(ConfigError):
@@ -114,18 +116,18 @@ def _build_section(
     name: str, cls: type, data: Mapping[str, Any], errs: Collector, environ: Mapping[str, str],
     origins: Mapping[str, str],
 ) -> Any:
-    fields = specs(cls)
+    kinds = specs(cls)
     kwargs: dict[str, Any] = {}
     for k, raw in data.items():
         key = f"{name}.{k}"
-        if k not in fields:
-            known = ", ".join(sorted(fields))
+        if k not in kinds:
+            known = ", ".join(sorted(kinds))
             if k in origins:  # a typo in a variable name: name the variable to fix
                 errs.add(origins[k], f"unknown key {key} (known: {known})")
             else:
                 errs.add(key, f"unknown key (known: {known})")
             continue
-        value = coerce(key, fields[k], raw, errs, environ)
+        value = coerce(key, kinds[k], raw, errs, environ)
         if value is not None:
             kwargs[k] = value
     return cls(**kwargs)
@@ -135,8 +137,8 @@ def _build_routes(raw: Any, errs: Collector, environ: Mapping[str, str]) -> tupl
     if not isinstance(raw, list):
         errs.add("routes", "must be an array of tables ([[routes]])")
         return ()
-    fields = specs(RouteSettings)
-    tokens = ", ".join(fields["token"].choices)
+    kinds = specs(RouteSettings)
+    tokens = ", ".join(kinds["token"].choices)
     routes = []
     for i, item in enumerate(raw):
         key = f"routes[{i}]"
@@ -151,10 +153,10 @@ def _build_routes(raw: Any, errs: Collector, environ: Mapping[str, str]) -> tupl
             continue
         kwargs: dict[str, Any] = {}
         for k, v in item.items():
-            if k not in fields:
-                errs.add(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(fields))})")
+            if k not in kinds:
+                errs.add(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(kinds))})")
                 continue
-            value = coerce(f"{key}.{k}", fields[k], v, errs, environ)
+            value = coerce(f"{key}.{k}", kinds[k], v, errs, environ)
             if value is not None:
                 kwargs[k] = value
         if set(_ROUTE_REQUIRED) <= kwargs.keys():
