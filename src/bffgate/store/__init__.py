@@ -1,1 +1,2 @@
-"""Persistence of login records and sessions: the contract and its implementations."""
+"""Persistence of login records and sessions: the contracts by concern (base) and the two
+backends (memory, redis + redis_lock)."""
