@@ -22,15 +22,16 @@ from bffgate.edge.csrf import CsrfGuard
 from bffgate.edge.dispatch import ByPrefix, Endpoints, Page
 from bffgate.edge.request_context import RequestContext
 from bffgate.endpoints import admin as admin_ep
-from bffgate.endpoints.api import proxy
+from bffgate.endpoints.admin import AdminDeps
+from bffgate.endpoints.api import ProxyDeps, proxy
 from bffgate.endpoints.backchannel import backchannel
-from bffgate.endpoints.callback import callback
+from bffgate.endpoints.callback import CallbackDeps, callback
 from bffgate.endpoints.cookies import CookieWriter
-from bffgate.endpoints.deps import Deps
-from bffgate.endpoints.login import login
-from bffgate.endpoints.logout import logout
+from bffgate.endpoints.deps import BackchannelDeps, SessionEnding
+from bffgate.endpoints.login import LoginDeps, login
+from bffgate.endpoints.logout import LogoutDeps, logout, post_logout_url
 from bffgate.endpoints.session_cookie import SessionCookie
-from bffgate.endpoints.user import user
+from bffgate.endpoints.user import UserDeps, user
 from bffgate.grants import OidcRefresher, RefreshReport
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
@@ -109,36 +110,43 @@ class Gateway:
         self.upstreams: dict[str, UpstreamClient] = {}
         cookies = CookieWriter(s.cookie.name, s.login_cookie_name, s.cookie.same_site,
                                s.cookie.secure, s.session.login_timeout)
-        self.deps = Deps(
-            settings=s, clock=self.clock, store=self.store, sessions=self.sessions,
-            logins=self.logins, refresher=self.refresher,
-            oidc=self.oidc, routes=self.routes, upstreams=self.upstreams, cookies=cookies,
-            csrf=CsrfGuard(s.public_origin, self.metrics.csrf_rejections.inc),
-            session_cookie=SessionCookie(self.sessions, s.cookie.name), metrics=self.metrics)
-        self.public: ASGIApp = self._public_app(TrustedProxies(s.server.trusted_proxies),
-                                                cookies)
+        self.public: ASGIApp = self._public_app(cookies)
         self.admin: ASGIApp = self._admin_app(cookies)
 
-    def _public_app(self, proxies: TrustedProxies, cookies: CookieWriter) -> ASGIApp:
-        """request context → problem boundary → admission → /bff/* endpoints | proxy."""
-        d = self.deps
+    def _public_app(self, cookies: CookieWriter) -> ASGIApp:
+        """request context → problem boundary → admission → /bff/* endpoints | proxy; each
+        endpoint gets what it uses and nothing else."""
+        s, m = self.settings, self.metrics
+        csrf = CsrfGuard(s.public_origin, m.csrf_rejections.inc)
+        session_cookie = SessionCookie(self.sessions, s.cookie.name)
+        ending = SessionEnding(self.store, self.oidc)
         bff = Endpoints({
-            "/bff/login": Page(("GET",), functools.partial(login, deps=d)),
-            "/bff/callback": Page(("GET",), functools.partial(callback, deps=d)),
-            "/bff/user": Page(("GET",), functools.partial(user, deps=d)),
-            "/bff/logout": Page(("GET",), functools.partial(logout, deps=d)),
-            "/bff/backchannel": Page(("POST",), functools.partial(backchannel, deps=d)),
+            "/bff/login": Page(("GET",), functools.partial(login, deps=LoginDeps(
+                self.logins, self.oidc, cookies, self.clock, m))),
+            "/bff/callback": Page(("GET",), functools.partial(callback, deps=CallbackDeps(
+                self.logins, self.sessions, session_cookie, ending, self.oidc, s.oidc.issuer,
+                cookies, self.clock, m))),
+            "/bff/user": Page(("GET",), functools.partial(user, deps=UserDeps(
+                csrf, session_cookie))),
+            "/bff/logout": Page(("GET",), functools.partial(logout, deps=LogoutDeps(
+                session_cookie, ending, self.oidc, cookies,
+                post_logout_url(s.oidc.post_logout_redirect, s.public_origin)))),
+            "/bff/backchannel": Page(("POST",), functools.partial(backchannel, deps=BackchannelDeps(
+                self.oidc, self.store, s.oidc.issuer))),
         })
-        dispatch = ByPrefix("/bff", bff, functools.partial(proxy, deps=d))
+        proxy_deps = ProxyDeps(self.routes, self.upstreams, csrf, session_cookie,
+                               self.refresher, m, s.server.max_body_size, s.public_origin)
+        dispatch = ByPrefix("/bff", bff, functools.partial(proxy, deps=proxy_deps))
         admission = Admission(dispatch, self.routes, (cookies.name, cookies.login_name))
         return RequestContext(ProblemBoundary(admission, clear_cookie=cookies.clear_session()),
-                              proxies)
+                              TrustedProxies(s.server.trusted_proxies))
 
     def _admin_app(self, cookies: CookieWriter) -> ASGIApp:
         """request context → problem boundary → the admin endpoints (no proxy trusted)."""
-        d = self.deps
+        d = AdminDeps(self.store, self.discovery, self.metrics,
+                      self.settings.server.admin_token.get())
         endpoints = Endpoints({
-            "/healthz": Page(("GET",), functools.partial(admin_ep.healthz, deps=d)),
+            "/healthz": Page(("GET",), admin_ep.healthz),
             "/readyz": Page(("GET",), functools.partial(admin_ep.readyz, deps=d)),
             "/metrics": Page(("GET",), functools.partial(admin_ep.metrics, deps=d)),
             "/admin/sessions": Page(("GET", "DELETE"),

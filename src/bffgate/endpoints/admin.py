@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bffgate.endpoints.deps import Deps
 from bffgate.errors import BadRequest, Forbidden, GatewayError
+from bffgate.metrics import Metrics
+from bffgate.oidc.discovery import Discovery
 from bffgate.oidc.errors import OidcError
 from bffgate.session.ending import end_sessions, key_or_sub
+from bffgate.store.base import SessionStore
 
 IDP_PROBE_TIMEOUT = 1.0  # seconds; below any sane readiness-probe timeout (the chart's: 3 s)
 
 
-def _check_token(request: Request, deps: Deps) -> None:
-    expected = deps.settings.server.admin_token.get()
+@dataclass(frozen=True)
+class AdminDeps:
+    store: SessionStore  # the backend: its health, and revocation by operators
+    discovery: Discovery  # the IdP's metadata, probed live by /readyz
+    metrics: Metrics
+    admin_token: str  # server.admin_token; empty: no token required
+
+
+def _check_token(request: Request, deps: AdminDeps) -> None:
+    expected = deps.admin_token
     if not expected:
         return
     got = request.headers.get("authorization", "")
@@ -25,11 +36,11 @@ def _check_token(request: Request, deps: Deps) -> None:
         raise Forbidden("admin bearer token required", reason="admin_token")
 
 
-async def healthz(request: Request, deps: Deps) -> Response:
+async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request, deps: Deps) -> Response:
+async def readyz(request: Request, deps: AdminDeps) -> Response:
     """Readiness = this replica can serve the sessions it is sent: Redis answers.
 
     The IdP is probed live (not the cached metadata) and reported, but does not decide:
@@ -45,7 +56,7 @@ async def readyz(request: Request, deps: Deps) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
-async def _store_status(deps: Deps) -> str:
+async def _store_status(deps: AdminDeps) -> str:
     try:
         await deps.store.ping()
     except GatewayError:
@@ -53,9 +64,9 @@ async def _store_status(deps: Deps) -> str:
     return "ok"
 
 
-async def _idp_status(deps: Deps) -> str:
+async def _idp_status(deps: AdminDeps) -> str:
     try:
-        await asyncio.wait_for(deps.oidc.discovery.probe(), IDP_PROBE_TIMEOUT)
+        await asyncio.wait_for(deps.discovery.probe(), IDP_PROBE_TIMEOUT)
     except TimeoutError:
         return "timeout"
     except OidcError as exc:
@@ -63,12 +74,12 @@ async def _idp_status(deps: Deps) -> str:
     return "ok"
 
 
-async def metrics(request: Request, deps: Deps) -> Response:
+async def metrics(request: Request, deps: AdminDeps) -> Response:
     _check_token(request, deps)
     return Response(deps.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-async def sessions(request: Request, deps: Deps) -> Response:
+async def sessions(request: Request, deps: AdminDeps) -> Response:
     """GET ?sub=S lists session keys; DELETE ?sub=S or ?key=K revokes."""
     _check_token(request, deps)
     store = deps.store

@@ -11,9 +11,9 @@ status label ``client_closed``), not a failure.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -21,9 +21,11 @@ from starlette.types import Receive, Scope, Send
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
+from bffgate.edge.csrf import CsrfGuard
 from bffgate.edge.fields import header
 from bffgate.edge.request_context import RequestInfo
-from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.client_stream import ClientWatch, RequestBody
+from bffgate.endpoints.session_cookie import LOGIN_URL, SessionCookie
 from bffgate.errors import (
     BadRequest,
     BodyTooLarge,
@@ -37,6 +39,8 @@ from bffgate.errors import (
     SessionEnded,
     UpstreamUnavailable,
 )
+from bffgate.metrics import Metrics
+from bffgate.proxy.forward import UpstreamClient
 from bffgate.proxy.headers import (
     downstream_response_headers,
     incoming_traceparent,
@@ -45,10 +49,29 @@ from bffgate.proxy.headers import (
 from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
 from bffgate.session.model import LoadedSession
 from bffgate.session.outcomes import Ended, Fresh, Refreshed, Unavailable
+from bffgate.session.refresh import RefreshCoordinator
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 # The proxy_requests status label of a request the client abandoned (documented in README).
 _CLIENT_CLOSED = "client_closed"
+
+
+@dataclass(frozen=True)
+class ProxyDeps:
+    routes: RouteTable
+    upstreams: Mapping[str, UpstreamClient]  # by upstream origin, filled by Gateway.start()
+    csrf: CsrfGuard
+    session_cookie: SessionCookie
+    refresher: RefreshCoordinator
+    metrics: Metrics
+    max_body_size: int  # server.max_body_size
+    public_origin: str  # server.public_url's origin: X-Forwarded-Proto/-Host upstream
+
+    @functools.cached_property
+    def forwarded(self) -> tuple[str, str]:
+        """(proto, host) of the public origin, as the upstream is told them."""
+        proto, _, host = self.public_origin.partition("://")
+        return proto, host
 
 
 @dataclass
@@ -61,7 +84,7 @@ class _Outcome:
 
 
 async def proxy(info: RequestInfo, scope: Scope, receive: Receive, send: Send,
-                deps: Deps) -> None:
+                deps: ProxyDeps) -> None:
     """Proxy one request; failures propagate to the problem boundary, counted here under
     the matched route (and audited with it: ``request.rejected``, ``request.proxied`` for
     a 5xx, ``request.aborted``)."""
@@ -100,7 +123,7 @@ async def proxy(info: RequestInfo, scope: Scope, receive: Receive, send: Send,
             deps.metrics.proxy_latency.labels(outcome.route.prefix).observe(elapsed)
 
 
-async def _proxy(scope: Scope, receive: Receive, send: Send, deps: Deps,
+async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
                  info: RequestInfo, outcome: _Outcome) -> None:
     started = time.perf_counter()
     raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -136,16 +159,15 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: Deps,
     if content_length is not None:
         if not content_length.isdigit():
             raise BadRequest("invalid Content-Length", reason="bad_content_length")
-        if int(content_length) > deps.settings.server.max_body_size:
+        if int(content_length) > deps.max_body_size:
             raise BodyTooLarge(reason="body_too_large")
     has_body = (content_length not in (None, "0")) or (
         header(headers, b"transfer-encoding") is not None) or method not in _BODYLESS
-    body = _RequestBody(receive, deps.settings.server.max_body_size) if has_body else None
+    body = RequestBody(receive, deps.max_body_size) if has_body else None
 
     upstream_headers = upstream_request_headers(
         headers, bearer=bearer, client_ip=info.client_ip,
-        proto=deps.settings.public_origin.split(":", 1)[0],
-        host=deps.settings.public_origin.split("://", 1)[1],
+        proto=deps.forwarded[0], host=deps.forwarded[1],
         request_id=info.request_id, traceparent=incoming_traceparent(headers))
     url = route.upstream_origin + RouteTable.upstream_path(route, path)
     qs = scope.get("query_string") or b""
@@ -158,7 +180,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: Deps,
     except UpstreamUnavailable as exc:
         deps.metrics.upstream_errors.labels(route.prefix, exc.reason).inc()
         raise
-    watch: _ClientWatch | None = None
+    watch: ClientWatch | None = None
     streaming = False
     try:
         outcome.status = resp.status
@@ -173,7 +195,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: Deps,
                     # A streamed response (second chunk on): notice a client that left,
                     # as uvicorn drops writes to a closed connection without a word. Only
                     # once the request body is read whole: receive() has one reader.
-                    watch = _ClientWatch(receive)
+                    watch = ClientWatch(receive)
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     streaming = True
@@ -195,7 +217,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: Deps,
                sub=session.data.sub if session else None)
 
 
-async def _fresh_token(session: LoadedSession, deps: Deps) -> tuple[LoadedSession, str]:
+async def _fresh_token(session: LoadedSession, deps: ProxyDeps) -> tuple[LoadedSession, str]:
     """The session (as refreshed) and its access token, or the refusal its outcome calls for.
     The refresh coordinator decides (expiry included) and reports; this only answers."""
     outcome = await deps.refresher.ensure_fresh(session)
@@ -207,52 +229,6 @@ async def _fresh_token(session: LoadedSession, deps: Deps) -> tuple[LoadedSessio
                 return s, s.data.tokens.access_token
             raise IdentityProviderUnavailable(reason="refresh_unavailable")
         case Ended(reason=reason):
-            raise SessionEnded(reason=reason, login_url=deps.login_url("/"))
+            raise SessionEnded(reason=reason, login_url=LOGIN_URL)
         case _:
             assert_never(outcome)
-
-
-class _RequestBody:
-    """The client's request body as an iterator for the upstream client, capped at
-    ``limit``; a client gone mid-body is a ``ClientAborted``, not an upstream failure."""
-
-    def __init__(self, receive: Receive, limit: int) -> None:
-        self._receive, self._limit = receive, limit
-        self.done = False
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        seen = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientAborted(reason="client_disconnected")
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self._limit:
-                raise BodyTooLarge(reason="body_too_large")
-            if not message.get("more_body", False):
-                self.done = True
-            if chunk:
-                yield chunk
-            if self.done:
-                return
-
-
-class _ClientWatch:
-    """Waits for the client's ``http.disconnect`` in the background while a response
-    streams, so a client that left stops the copy (and is counted as an abort)."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._task = asyncio.ensure_future(self._wait(receive))
-
-    @staticmethod
-    async def _wait(receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    @property
-    def gone(self) -> bool:
-        return self._task.done()
-
-    def close(self) -> None:
-        self._task.cancel()

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.deps import BackchannelDeps
 from bffgate.errors import IdentityProviderUnavailable
 from bffgate.oidc.errors import IdTokenInvalid, OidcError, ProviderUnavailable
 from bffgate.problems import NO_STORE
@@ -34,7 +34,7 @@ def _error(reason: str, description: str) -> Response:
     return response
 
 
-async def backchannel(request: Request, deps: Deps) -> Response:
+async def backchannel(request: Request, deps: BackchannelDeps) -> Response:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         return _error("content_type", "expected application/x-www-form-urlencoded")
@@ -58,7 +58,7 @@ async def backchannel(request: Request, deps: Deps) -> Response:
         raise IdentityProviderUnavailable(reason="jwks_unavailable") from exc
     except OidcError as exc:
         return _error(f"logout_token_invalid:{exc.reason}", "invalid logout token")
-    if not await deps.store.claim_once(f"jti:{deps.settings.oidc.issuer}:{logout.jti}",
+    if not await deps.store.claim_once(f"jti:{deps.issuer}:{logout.jti}",
                                        REPLAY_WINDOW):
         return _error("logout_token_replayed", "logout token already used")
 

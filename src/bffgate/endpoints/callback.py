@@ -9,18 +9,24 @@ request's cookie (a re-login) ends only once the new session is stored.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
+from bffgate.clock import Clock
 from bffgate.edge.fields import single_cookie
 from bffgate.edge.responses import redirect
-from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.cookies import CookieWriter
+from bffgate.endpoints.deps import SessionEnding
+from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.endpoints.session_end import end_session
 from bffgate.errors import IdentityProviderUnavailable, LoginRejected
 from bffgate.grants import new_tokens
+from bffgate.metrics import Metrics
+from bffgate.oidc.client import OidcClient
 from bffgate.oidc.errors import (
     GrantRejected,
     IdTokenInvalid,
@@ -28,21 +34,35 @@ from bffgate.oidc.errors import (
     ProviderUnavailable,
     TokenRejected,
 )
-from bffgate.session.logins import LoginRecordRejected
+from bffgate.session.logins import LoginRecordRejected, LoginRecords
 from bffgate.session.model import LoadedSession, visible_claims
+from bffgate.session.service import SessionService
 
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SINGLE = ("code", "state", "iss", "error", "session_state")
 _FRONT_CHANNEL_TOKENS = ("id_token", "access_token", "token", "refresh_token")
 
 
-def _reject(deps: Deps, reason: str, detail: str | None = None) -> LoginRejected:
+@dataclass(frozen=True)
+class CallbackDeps:
+    logins: LoginRecords
+    sessions: SessionService
+    session_cookie: SessionCookie
+    ending: SessionEnding
+    oidc: OidcClient
+    issuer: str  # oidc.issuer, for the RFC 9207 iss check
+    cookies: CookieWriter
+    clock: Clock
+    metrics: Metrics
+
+
+def _reject(deps: CallbackDeps, reason: str, detail: str | None = None) -> LoginRejected:
     deps.metrics.login_results.labels("failed", reason.split(":")[0]).inc()
     audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=reason)
     return LoginRejected(detail, reason=reason, audited=True)
 
 
-async def callback(request: Request, deps: Deps) -> Response:
+async def callback(request: Request, deps: CallbackDeps) -> Response:
     q = request.query_params
     for name in _SINGLE:
         if len(q.getlist(name)) > 1:
@@ -68,7 +88,7 @@ async def callback(request: Request, deps: Deps) -> Response:
         audit.emit(AuditEvent.LOGIN_FAILED, level="warning", reason=exc.reason)
         raise IdentityProviderUnavailable(reason=exc.reason, audited=True) from exc
     # RFC 9207: exact comparison when present; mandatory when the IdP advertises it.
-    if iss is not None and iss != deps.settings.oidc.issuer:
+    if iss is not None and iss != deps.issuer:
         raise _reject(deps, "iss_mismatch", "authorization response from another issuer")
     if iss is None and meta.iss_parameter_supported:
         raise _reject(deps, "iss_missing", "authorization response lacks iss")
@@ -127,6 +147,6 @@ async def callback(request: Request, deps: Deps) -> Response:
         # (RFC 7009 2.1; oidc-provider does), the new session's tokens too. Its record is
         # deleted either way, and with it the only copy of that refresh token.
         same_idp_session = idp_sid is not None and previous.data.idp_sid == idp_sid
-        await end_session(deps, previous, reason="relogin", revoke=not same_idp_session)
+        await end_session(deps.ending, previous, reason="relogin", revoke=not same_idp_session)
     max_age = int(session.data.absolute_expires_at - deps.clock.now())
     return redirect(record.return_url, deps.cookies.session(cookie_value, max_age))

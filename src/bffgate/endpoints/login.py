@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
+from bffgate.clock import Clock
 from bffgate.crypto.cookie_codec import binding_hash, new_login_binding
 from bffgate.edge.fields import single_cookie
 from bffgate.edge.responses import redirect
-from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.cookies import CookieWriter
 from bffgate.endpoints.return_url import ReturnUrlRejected, check_return_url
 from bffgate.errors import IdentityProviderUnavailable, InvalidReturnUrl
+from bffgate.metrics import Metrics
+from bffgate.oidc.client import OidcClient
 from bffgate.oidc.errors import OidcError
 from bffgate.oidc.pkce import new_code_verifier, new_nonce, new_state, s256_challenge
+from bffgate.session.logins import LoginRecords
 from bffgate.session.model import LoginRecord
 
 _BINDING_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
-async def login(request: Request, deps: Deps) -> Response:
+@dataclass(frozen=True)
+class LoginDeps:
+    logins: LoginRecords
+    oidc: OidcClient
+    cookies: CookieWriter
+    clock: Clock
+    metrics: Metrics
+
+
+async def login(request: Request, deps: LoginDeps) -> Response:
     values = request.query_params.getlist("returnUrl")
     if len(values) > 1:
         _reject("duplicate_parameter")

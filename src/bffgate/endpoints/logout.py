@@ -9,6 +9,7 @@ failures there are audited but never keep the session alive.
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -17,16 +18,35 @@ from starlette.responses import Response
 from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.edge.responses import redirect
-from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.cookies import CookieWriter
+from bffgate.endpoints.deps import SessionEnding
+from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.endpoints.session_end import end_session
 from bffgate.errors import AmbiguousRequest, Forbidden
+from bffgate.oidc.client import OidcClient
 from bffgate.oidc.errors import OidcError
 from bffgate.session.model import LoadedSession, NoSession
 
 
-async def logout(request: Request, deps: Deps) -> Response:
-    plr = deps.settings.oidc.post_logout_redirect
-    post_logout = plr if urlsplit(plr).scheme else deps.public_origin + plr
+@dataclass(frozen=True)
+class LogoutDeps:
+    session_cookie: SessionCookie
+    ending: SessionEnding
+    oidc: OidcClient
+    cookies: CookieWriter
+    post_logout_url: str  # oidc.post_logout_redirect, made absolute (post_logout_url())
+
+
+def post_logout_url(post_logout_redirect: str, public_origin: str) -> str:
+    """Where the browser lands after logout: the setting as is when absolute, else a path
+    on the gateway's own origin."""
+    if urlsplit(post_logout_redirect).scheme:
+        return post_logout_redirect
+    return public_origin + post_logout_redirect
+
+
+async def logout(request: Request, deps: LogoutDeps) -> Response:
+    post_logout = deps.post_logout_url
     found = await deps.session_cookie.find(request.headers.raw)
     session = found if isinstance(found, LoadedSession) else None
     location = post_logout
@@ -45,7 +65,7 @@ async def logout(request: Request, deps: Deps) -> Response:
                        session=session.handle.short, sub=session.data.sub, status=403)
             raise Forbidden("logout requires the session's logout id (from /bff/user)",
                             reason="logout_sid_mismatch", audited=True)
-        await end_session(deps, session, reason="logout")
+        await end_session(deps.ending, session, reason="logout")
         try:
             url = await deps.oidc.end_session_url(id_token_hint=session.data.tokens.id_token,
                                                   post_logout_redirect_uri=post_logout)

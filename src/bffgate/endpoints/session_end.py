@@ -7,13 +7,13 @@ alive), and ``session.ended`` says why and whether the IdP confirmed the revocat
 
 from __future__ import annotations
 
-from bffgate.endpoints.deps import Deps
+from bffgate.endpoints.deps import SessionEnding
 from bffgate.oidc.errors import OidcError
 from bffgate.session.ending import end_sessions
 from bffgate.session.model import LoadedSession
 
 
-async def end_session(deps: Deps, session: LoadedSession, *, reason: str,
+async def end_session(deps: SessionEnding, session: LoadedSession, *, reason: str,
                       revoke: bool = True) -> None:
     """Delete ``session``, revoke its refresh token unless ``revoke`` is False, audit."""
 

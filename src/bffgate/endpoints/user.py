@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bffgate.endpoints.deps import Deps
+from bffgate.edge.csrf import CsrfGuard
+from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.problems import NO_STORE
 
 
-async def user(request: Request, deps: Deps) -> Response:
+@dataclass(frozen=True)
+class UserDeps:
+    csrf: CsrfGuard
+    session_cookie: SessionCookie
+
+
+async def user(request: Request, deps: UserDeps) -> Response:
     deps.csrf.require(request.method, request.headers.raw)
     session = await deps.session_cookie.require(request.headers.raw)
     d = session.data
