@@ -6,7 +6,7 @@ knows all the others). ``Gateway.public`` and ``Gateway.admin`` are the two ASGI
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 from starlette.types import ASGIApp
@@ -74,7 +74,7 @@ def _routes(settings: Settings) -> RouteTable:
 
 class Gateway:
     def __init__(self, settings: Settings, *, store: SessionStore | None = None,
-                 clock: Clock | None = None, upstream_factory: Any = None,
+                 clock: Clock | None = None, upstream_factory: Callable[[], UpstreamClient] | None = None,
                  idp_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
