@@ -1,4 +1,5 @@
-"""The one place a GatewayError becomes an RFC 9457 application/problem+json response."""
+"""The one place a GatewayError becomes an RFC 9457 application/problem+json response
+(sent by the edge's problem boundary, bffgate.edge.boundary, for every listener)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def problem_body(exc: GatewayError, *, request_id: str | None = None,
 def problem_parts(exc: GatewayError, *, request_id: str | None = None,
                   extra_headers: list[tuple[bytes, bytes]] | None = None,
                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, raw headers and body bytes, for raw-ASGI and Starlette callers alike."""
+    """Status, raw headers and body bytes: for ``send_problem`` (the edge's problem
+    boundary) and for the HTTP protocol's framing refusals, written before any ASGI app."""
     payload = json.dumps(problem_body(exc, request_id=request_id)).encode()
     headers = [
         (b"content-type", CONTENT_TYPE.encode()),

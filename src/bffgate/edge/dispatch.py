@@ -35,9 +35,6 @@ class Endpoints:
     def __init__(self, pages: Mapping[str, Page]) -> None:
         self._pages = dict(pages)
 
-    def serves(self, path: str) -> bool:
-        return path in self._pages
-
     async def __call__(self, info: RequestInfo, scope: Scope, receive: Receive,
                        send: Send) -> None:
         page = self._pages.get(scope["path"])
