@@ -224,3 +224,27 @@ async def test_the_request_id_is_answered(gw: Gateway) -> None:
     rid = a.problem()["request_id"]
     assert a.headers["x-request-id"] == [rid]
     assert structlog.contextvars.get_contextvars()["request_id"] == rid
+
+
+async def test_a_client_gone_from_a_bff_endpoint_is_an_abort(gw: Gateway) -> None:
+    """send() raising OSError while an endpoint answers (the connection is gone): one
+    request.aborted warning, no request.failed, no second answer attempted."""
+    scope = {"type": "http", "method": "GET", "path": "/bff/logout",
+             "raw_path": b"/bff/logout", "query_string": b"", "headers": [(b"host", b"app.test")],
+             "client": ("127.0.0.1", 1)}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        raise ConnectionResetError
+
+    with capture_logs() as logs:
+        await gw.public(scope, receive, send)
+    assert len(sent) == 1  # the 302's start; nothing after the connection was found gone
+    assert sent[0]["status"] == 302
+    aborted = _events(logs, "request.aborted")
+    assert [(e["log_level"], e["reason"]) for e in aborted] == [("warning", "client_disconnected")]
+    assert not _events(logs, "request.failed")
