@@ -9,6 +9,9 @@
 //     "auto_consent": true,               (grant the requested scopes without a consent page)
 //     "state_file": "/tmp/x.json"         (optional: keep keys, grants and tokens across
 //                                          restarts, so "IdP down, then back" can be tested)
+//     "dpop_require_nonce": true          (DPoP proofs must carry a server nonce; a client
+//                                          registered with dpop_bound_access_tokens: true is
+//                                          refused any token without a proof)
 //   }
 // Issuer: http://127.0.0.1:<port>. Prints exactly one line "READY <issuer>" on stdout once
 // listening; everything else (oidc-provider notices included) goes to stderr.
@@ -35,6 +38,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 import Provider from 'oidc-provider';
+import { errors as oidcErrors } from 'oidc-provider'; // token exchange (RFC 8693)
 
 // oidc-provider writes its NOTICE lines with console.info (stdout); keep stdout for READY only.
 console.info = (...args) => console.error(...args);
@@ -79,6 +83,11 @@ if (!Array.isArray(clients)) {
 }
 
 const issuer = `http://127.0.0.1:${port}`;
+
+// DPoP server nonces (owner: DPOP): a per-process secret, set only when nonces are required,
+// so that without the switch no DPoP-Nonce header is ever sent.
+const dpopRequireNonce = config.dpop_require_nonce === true;
+const dpopNonceSecret = dpopRequireNonce ? randomBytes(32) : undefined;
 
 // ---------------------------------------------------------------------------------------------
 // Keys: generated per process, so a restart invalidates every token (by design).
@@ -266,6 +275,104 @@ async function loopbackOnlyFetch(url, options) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Token exchange (RFC 8693): grant_type urn:ietf:params:oauth:grant-type:token-exchange.
+//
+// IDP_CONFIG.token_exchange (optional): {"audiences": {"<audience or resource>": ["scope", ...]},
+// "ttl": <seconds, default access_token_ttl>}. Only the listed audiences may be asked for
+// (by `audience` or `resource`); a requested scope must be among that audience's scopes.
+// A client needs the grant in its grant_types. The subject token must be an active access
+// token of the same client (opaque, from this OP); the issued one is an opaque access token
+// for the subject's account, in the subject's grant (revoking the grant revokes it too), whose
+// introspection shows `aud` = the requested target. Errors: an unknown audience or none ->
+// invalid_target; an inactive, unknown or foreign subject token -> invalid_grant; a wrong or
+// missing token type -> invalid_request; a scope outside the audience's -> invalid_scope.
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const exchangeConfig = config.token_exchange ?? {};
+if (exchangeConfig === null || typeof exchangeConfig !== 'object' || Array.isArray(exchangeConfig)) {
+  fail('IDP_CONFIG.token_exchange must be an object');
+}
+const exchangeAudiences = new Map(Object.entries(exchangeConfig.audiences ?? {}));
+for (const [audience, scopes] of exchangeAudiences) {
+  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string')) {
+    fail(`IDP_CONFIG.token_exchange.audiences[${JSON.stringify(audience)}] must be a list of scopes`);
+  }
+}
+const exchangeTtl = exchangeConfig.ttl;
+if (exchangeTtl !== undefined && (!Number.isInteger(exchangeTtl) || exchangeTtl <= 0)) {
+  fail('IDP_CONFIG.token_exchange.ttl must be a positive integer (seconds)');
+}
+
+async function tokenExchangeGrant(ctx) {
+  const { params, client, provider: op } = ctx.oidc;
+  const { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } = oidcErrors;
+  if (typeof params.subject_token !== 'string' || !params.subject_token) {
+    throw new InvalidRequest('missing subject_token');
+  }
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`);
+  }
+  if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
+  }
+  if (params.actor_token !== undefined) {
+    throw new InvalidRequest('actor tokens (delegation) are not supported');
+  }
+  const targets = [...new Set([params.audience, params.resource].filter((t) => typeof t === 'string' && t))];
+  if (!targets.length) {
+    throw new InvalidTarget('audience or resource is required');
+  }
+  const unknown = targets.filter((t) => !exchangeAudiences.has(t));
+  if (unknown.length) {
+    throw new InvalidTarget(`unknown audience: ${unknown.join(' ')}`);
+  }
+  // The subject first by existence and life, then its grant (as introspection checks it).
+  const subject = await op.AccessToken.find(params.subject_token);
+  if (!subject?.isValid || subject.clientId !== client.clientId || !subject.accountId) {
+    throw new InvalidGrant('subject token is not active');
+  }
+  if (subject.grantId) {
+    const grant = await op.Grant.find(subject.grantId);
+    if (!grant || grant.isExpired || grant.accountId !== subject.accountId) {
+      throw new InvalidGrant('subject token is not active');
+    }
+  }
+  const allowed = new Set(targets.flatMap((t) => exchangeAudiences.get(t)));
+  const requested = String(params.scope ?? '').split(' ').filter(Boolean);
+  const outside = requested.filter((s) => !allowed.has(s));
+  if (outside.length) {
+    throw new InvalidScope('requested scope is not allowed for this audience', outside.join(' '));
+  }
+  const at = new op.AccessToken({
+    accountId: subject.accountId,
+    client,
+    grantId: subject.grantId,
+    gty: 'token_exchange',
+    scope: requested.join(' ') || undefined,
+    sid: subject.sid,
+    ...(exchangeTtl ? { expiresIn: exchangeTtl } : {}),
+  });
+  at.aud = targets.length === 1 ? targets[0] : targets;
+  ctx.oidc.entity('AccessToken', at);
+  const value = await at.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: at.tokenType,
+    expires_in: at.expiration,
+    ...(at.scope ? { scope: at.scope } : {}),
+  };
+}
+
+function registerTokenExchange(op) {
+  op.registerGrantType(TOKEN_EXCHANGE, tokenExchangeGrant, [
+    'subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource',
+    'scope', 'actor_token', 'actor_token_type',
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const provider = new Provider(issuer, {
   clients,
@@ -309,9 +416,17 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
+    // DPoP (RFC 9449; owner: DPOP). On by default in v9; with "dpop_require_nonce": true in
+    // IDP_CONFIG every proof must carry a server nonce (use_dpop_nonce + DPoP-Nonce first).
+    dPoP: {
+      enabled: true,
+      nonceSecret: dpopNonceSecret,
+      requireNonce: () => dpopRequireNonce,
+    },
   },
   fetch: loopbackOnlyFetch,
 });
+registerTokenExchange(provider); // token exchange (RFC 8693), before the clients load
 
 // ---------------------------------------------------------------------------------------------
 // Test-only observability.
