@@ -21,7 +21,8 @@
 //                           private_key_jwt|none, client_id, assertion: {alg, kid}|null, status,
 //                           ts}], "refresh_grants": n, "refresh_success": n, "revocations":
 //                           [{token_sha256, token_type_hint, client_id, client_auth, assertion,
-//                           status, ts}]}
+//                           status, ts}], "token_exchanges": [{subject_sha256, targets, scope,
+//                           error, ts}] (RFC 8693 grants, see "Token exchange" below)}
 //   POST /test/reset        clear the stats
 //   POST /test/backchannel  {"sub": ..., "sid"?: ..., "client_id"?: ...} -> send back-channel
 //                           logout tokens to the clients that registered a backchannel_logout_uri
@@ -304,7 +305,29 @@ if (exchangeTtl !== undefined && (!Number.isInteger(exchangeTtl) || exchangeTtl 
   fail('IDP_CONFIG.token_exchange.ttl must be a positive integer (seconds)');
 }
 
+// What each exchange was asked and answered, for /test/stats `token_exchanges`:
+// {subject_sha256 (never the token), targets, scope, error (null when issued), ts}.
 async function tokenExchangeGrant(ctx) {
+  const { params } = ctx.oidc;
+  const record = {
+    subject_sha256: typeof params.subject_token === 'string'
+      ? createHash('sha256').update(params.subject_token).digest('hex') : null,
+    targets: [params.audience, params.resource].filter((t) => typeof t === 'string'),
+    scope: typeof params.scope === 'string' ? params.scope : null,
+    error: null,
+    ts: Date.now(),
+  };
+  try {
+    await exchangeSubjectToken(ctx);
+  } catch (err) {
+    record.error = err?.error ?? 'server_error';
+    throw err;
+  } finally {
+    stats.token_exchanges.push(record);
+  }
+}
+
+async function exchangeSubjectToken(ctx) {
   const { params, client, provider: op } = ctx.oidc;
   const { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } = oidcErrors;
   if (typeof params.subject_token !== 'string' || !params.subject_token) {
@@ -431,13 +454,14 @@ registerTokenExchange(provider); // token exchange (RFC 8693), before the client
 // ---------------------------------------------------------------------------------------------
 // Test-only observability.
 
-const stats = { token_requests: [], refresh_grants: 0, refresh_success: 0, revocations: [] };
+const stats = { token_requests: [], refresh_grants: 0, refresh_success: 0, revocations: [], token_exchanges: [] };
 
 function resetStats() {
   stats.token_requests = [];
   stats.refresh_grants = 0;
   stats.refresh_success = 0;
   stats.revocations = [];
+  stats.token_exchanges = [];
 }
 
 function clientAuthOf(ctx, body) {
