@@ -30,7 +30,7 @@ from bffgate.endpoints.cookies import CookieWriter
 from bffgate.endpoints.deps import BackchannelDeps, SessionEnding
 from bffgate.endpoints.login import LoginDeps, login
 from bffgate.endpoints.logout import LogoutDeps, logout, post_logout_url
-from bffgate.endpoints.session_cookie import SessionCookie
+from bffgate.endpoints.session_cookie import LOGIN_URL, SessionCookie
 from bffgate.endpoints.user import UserDeps, user
 from bffgate.grants import OidcRefresher, RefreshReport
 from bffgate.metrics import Metrics
@@ -45,6 +45,8 @@ from bffgate.session.service import SessionService
 from bffgate.store.base import SessionStore
 from bffgate.store.memory import MemoryStore
 from bffgate.store.redis import RedisStore, create_redis_client
+from bffgate.tokens.route_tokens import RouteTokens
+from bffgate.tokens.user import UserTokens
 
 
 def build_store(settings: Settings, metrics: Metrics | None = None,
@@ -94,7 +96,7 @@ class Gateway:
             private_key=s.oidc.private_key.get(), redirect_uri=s.redirect_uri,
             scopes=s.oidc.scopes, id_token_algs=s.oidc.id_token_algs,
             clock_skew=s.oidc.clock_skew, use_par=s.oidc.use_par,
-            extra_auth_params=dict(s.oidc.extra_auth_params))
+            extra_auth_params=dict(s.oidc.extra_auth_params), dpop=s.oidc.dpop)
         self.oidc = OidcClient(rp, self.idp_http, self.discovery, self.clock)
         self.sessions = SessionService(
             self.store, CookieCodec([k.get() for k in s.cookie.secret_keys],
@@ -106,6 +108,8 @@ class Gateway:
                                             OidcRefresher(self.oidc),
                                             observer=RefreshReport(self.metrics))
         self.routes = _routes(s)
+        self.route_tokens = RouteTokens(UserTokens(self.refresher, login_url=LOGIN_URL),
+                                        dpop=self.oidc.dpop if s.oidc.dpop else None)
         self._upstream_factory = upstream_factory or AiohttpUpstream
         self.upstreams: dict[str, UpstreamClient] = {}
         cookies = CookieWriter(s.cookie.name, s.login_cookie_name, s.cookie.same_site,
@@ -135,7 +139,7 @@ class Gateway:
                 self.oidc, self.store, s.oidc.issuer))),
         })
         proxy_deps = ProxyDeps(self.routes, self.upstreams, csrf, session_cookie,
-                               self.refresher, m, s.server.max_body_size, s.public_origin)
+                               self.route_tokens, m, s.server.max_body_size, s.public_origin)
         dispatch = ByPrefix("/bff", bff, functools.partial(proxy, deps=proxy_deps))
         admission = Admission(dispatch, self.routes, (cookies.name, cookies.login_name))
         return RequestContext(ProblemBoundary(admission, clear_cookie=cookies.clear_session()),

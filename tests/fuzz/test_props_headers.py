@@ -53,7 +53,8 @@ def _norm(name: bytes) -> bytes:
 @given(header_lists(), st.one_of(st.none(), st.just("access.token.value")))
 def test_upstream_request_headers_policy(headers: list[tuple[bytes, bytes]],
                                          bearer: str | None) -> None:
-    out = upstream_request_headers(headers, bearer=bearer, client_ip="203.0.113.7",
+    auth = [(b"authorization", b"Bearer " + bearer.encode())] if bearer is not None else []
+    out = upstream_request_headers(headers, auth_headers=auth, client_ip="203.0.113.7",
                                    proto="https", host="app.example", request_id="rid-12345678",
                                    traceparent=incoming_traceparent(headers))
     names = [_norm(k) for k, _ in out]

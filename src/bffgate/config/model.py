@@ -15,7 +15,7 @@ from bffgate.proxy.routes import DEFAULT_METHODS
 
 # Each enumerated setting's values are written once, here; the loader reads them back with
 # typing.get_args (messages, validation), so the type and the check cannot drift apart.
-TokenMode = Literal["user", "user_optional", "client", "none"]
+TokenMode = Literal["user", "user_optional", "client", "user_or_client", "exchange", "none"]
 ClientAuth = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 HttpParser = Literal["auto", "h11", "httptools"]
 SessionStore = Literal["redis", "memory"]
@@ -112,6 +112,9 @@ class OidcSettings:
     clock_skew: int = field(default=60, metadata=DURATION)
     http_timeout: float = field(default=10.0, metadata=SECONDS)
     metadata_ttl: int = field(default=3600, metadata=DURATION)
+    # DPoP (RFC 9449): bind the session's tokens to a per-session key pair; upstream calls
+    # on user routes carry a proof (README "DPoP").
+    dpop: bool = field(default=False, metadata=FLAG)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,14 @@ class RouteSettings:
     websocket: bool = field(default=False, metadata=FLAG)
     methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata=LIST)
     allow_matrix_params: bool = field(default=False, metadata=FLAG)
+    # What the route's token is asked for (token = client | user_or_client | exchange):
+    # OAuth scopes, an audience (the `audience` parameter some IdPs take) and an RFC 8707
+    # resource indicator.
+    scope: tuple[str, ...] = field(default=(), metadata=LIST)
+    audience: str = field(default="", metadata=TEXT)
+    resource: str = field(default="", metadata=TEXT)
+    # false: this route's API takes no DPoP (only possible while oidc.dpop is off)
+    dpop: bool = field(default=True, metadata=FLAG)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
-from bffgate.config.model import Settings
+from bffgate.config.model import RouteSettings, Settings
 from bffgate.oidc.client_key import ClientKeyError, load_client_key
 from bffgate.proxy.routes import DEFAULT_METHODS, FORBIDDEN_METHODS, KNOWN_METHODS
 
@@ -102,6 +102,11 @@ def oidc(s: Settings) -> Problems:
         yield "oidc.extra_auth_params", f"must not override protocol parameters: {clash}"
     if o.clock_skew < 0 or o.clock_skew > 300:
         yield "oidc.clock_skew", "must be between 0 and 300 seconds"
+    if o.dpop:  # every user token is DPoP-bound then: a route that can't take one can't work
+        for i, r in enumerate(s.routes):
+            if not r.dpop and r.token != "none":
+                yield f"routes[{i}].dpop", ("false is not possible with oidc.dpop = true: the "
+                                            "IdP binds the tokens (a bound token is no bearer)")
 
 
 def session(s: Settings) -> Problems:
@@ -169,11 +174,38 @@ def routes(s: Settings) -> Problems:
             yield f"{key}.upstream", f"must be an http(s) URL without query; got {r.upstream!r}"
         if r.timeout <= 0:
             yield f"{key}.timeout", "must be positive"
-        if r.token == "client":
-            yield f"{key}.token", "'client' (client-credentials tokens) is not supported yet"
+        yield from _route_token(key, r)
         if r.websocket:
             yield f"{key}.websocket", "websocket proxying is not supported yet"
         yield from _methods(f"{key}.methods", r.methods)
+
+
+# The token modes that ask the IdP for a token of their own (scope, audience, resource).
+_REQUESTING_MODES = frozenset({"client", "user_or_client", "exchange"})
+_NOT_YET = frozenset({"client", "user_or_client", "exchange"})
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
+
+
+def _route_token(key: str, r: RouteSettings) -> Problems:
+    """A route's token mode and what it asks for: a request setting on a mode that sends
+    none would be silently ignored, so it is refused."""
+    if r.token in _NOT_YET:
+        yield f"{key}.token", f"{r.token!r} is not supported yet"
+    if r.token not in _REQUESTING_MODES:
+        for name in ("scope", "audience", "resource"):
+            if getattr(r, name):
+                yield f"{key}.{name}", (f"only used with token = client, user_or_client or "
+                                        f"exchange (this route has token = {r.token})")
+    for scope in r.scope:
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            yield f"{key}.scope", f"not a scope token (RFC 6749 3.3): {scope!r}"
+    if r.resource:
+        ru = urlsplit(r.resource)
+        if not ru.scheme or not ru.netloc or ru.fragment:
+            yield f"{key}.resource", ("must be an absolute URI without a fragment "
+                                      f"(RFC 8707); got {r.resource!r}")
+    if r.audience and not r.audience.isprintable():
+        yield f"{key}.audience", "must be printable text"
 
 
 def _listen(key: str, value: str) -> Problems:

@@ -1,12 +1,12 @@
 """The proxy hot path, as a plain ASGI callable (no Starlette routing or response objects).
 
-Per request: check the path and match the route, check the route's methods, check CSRF,
-load the session (one store round trip), make sure the access token is fresh
-(single-flight refresh), then stream the request to the upstream and the response back.
-Outcomes of the refresh are matched exhaustively: Fresh | Refreshed → forward; Ended →
-401 + cookie cleared; Unavailable → forward while the token is valid, else 503 with
-Retry-After. A client that leaves mid-body or mid-response is an abort (``request.aborted``,
-status label ``client_closed``), not a failure.
+Per request: check the path and match the route, check the route's methods, check CSRF
+(every mode that sends a gateway-held token), load the session as the route's token mode
+needs it (one store round trip), ask the route-token layer (bffgate.tokens) for the
+route's credential (the user's token made fresh by the single-flight refresh, a client
+token, ...), then stream the request to the upstream and the response back. A client
+that leaves mid-body or mid-response is an abort (``request.aborted``, status label
+``client_closed``), not a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import assert_never
 
 from starlette.types import Receive, Scope, Send
 
@@ -25,18 +24,16 @@ from bffgate.edge.csrf import CsrfGuard
 from bffgate.edge.fields import header
 from bffgate.edge.request_context import RequestInfo
 from bffgate.endpoints.client_stream import ClientWatch, RequestBody
-from bffgate.endpoints.session_cookie import LOGIN_URL, SessionCookie
+from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.errors import (
     BadRequest,
     BodyTooLarge,
     ClientAborted,
     GatewayError,
-    IdentityProviderUnavailable,
     MethodNotAllowed,
     NotAuthenticated,
     PathRejected,
     RouteNotFound,
-    SessionEnded,
     UpstreamUnavailable,
 )
 from bffgate.metrics import Metrics
@@ -48,8 +45,9 @@ from bffgate.proxy.headers import (
 )
 from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
 from bffgate.session.model import LoadedSession
-from bffgate.session.outcomes import Ended, Fresh, Refreshed, Unavailable
-from bffgate.session.refresh import RefreshCoordinator
+from bffgate.tokens.credential import authorization_headers
+from bffgate.tokens.modes import SessionUse, needs_csrf, session_use
+from bffgate.tokens.route_tokens import RouteTokens
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 # The proxy_requests status label of a request the client abandoned (documented in README).
@@ -62,7 +60,7 @@ class ProxyDeps:
     upstreams: Mapping[str, UpstreamClient]  # by upstream origin, filled by Gateway.start()
     csrf: CsrfGuard
     session_cookie: SessionCookie
-    refresher: RefreshCoordinator
+    tokens: RouteTokens
     metrics: Metrics
     max_body_size: int  # server.max_body_size
     public_origin: str  # server.public_url's origin: X-Forwarded-Proto/-Host upstream
@@ -143,17 +141,18 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
         raise MethodNotAllowed(f"{method} is not allowed on this route",
                                reason="method_not_allowed", allow=route.allow_header)
 
-    bearer: str | None = None
-    session: LoadedSession | None = None
-    if route.token in ("user", "user_optional"):
+    if needs_csrf(route.token):
         deps.csrf.require(method, headers, route=route.prefix)
-        if route.token == "user":
+    session: LoadedSession | None = None
+    match session_use(route.token):
+        case SessionUse.REQUIRED:
             session = await deps.session_cookie.require(headers)
-        else:  # user_optional: anonymous unless a live session comes with the request
+        case SessionUse.OPTIONAL:  # anonymous unless a live session comes with the request
             found = await deps.session_cookie.find(headers)
             session = found if isinstance(found, LoadedSession) else None
-        if session is not None:
-            session, bearer = await _fresh_token(session, deps)
+        case SessionUse.NONE:
+            pass
+    credential = await deps.tokens.for_route(route, session)
 
     content_length = header(headers, b"content-length")
     if content_length is not None:
@@ -165,14 +164,14 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
         header(headers, b"transfer-encoding") is not None) or method not in _BODYLESS
     body = RequestBody(receive, deps.max_body_size) if has_body else None
 
-    upstream_headers = upstream_request_headers(
-        headers, bearer=bearer, client_ip=info.client_ip,
-        proto=deps.forwarded[0], host=deps.forwarded[1],
-        request_id=info.request_id, traceparent=incoming_traceparent(headers))
     url = route.upstream_origin + RouteTable.upstream_path(route, path)
     qs = scope.get("query_string") or b""
     if qs:
         url += "?" + qs.decode("latin-1")
+    upstream_headers = upstream_request_headers(
+        headers, auth_headers=authorization_headers(credential, method, url),
+        client_ip=info.client_ip, proto=deps.forwarded[0], host=deps.forwarded[1],
+        request_id=info.request_id, traceparent=incoming_traceparent(headers))
     client = deps.upstreams[route.upstream_origin]
     try:
         resp = await client.send(method, url, upstream_headers,
@@ -216,19 +215,3 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
                session=session.handle.short if session else None,
                sub=session.data.sub if session else None)
 
-
-async def _fresh_token(session: LoadedSession, deps: ProxyDeps) -> tuple[LoadedSession, str]:
-    """The session (as refreshed) and its access token, or the refusal its outcome calls for.
-    The refresh coordinator decides (expiry included) and reports; this only answers."""
-    outcome = await deps.refresher.ensure_fresh(session)
-    match outcome:
-        case Fresh(session=s) | Refreshed(session=s):
-            return s, s.data.tokens.access_token
-        case Unavailable(session=s, usable=usable):
-            if usable:  # the IdP is away but the access token still valid: carry on
-                return s, s.data.tokens.access_token
-            raise IdentityProviderUnavailable(reason="refresh_unavailable")
-        case Ended(reason=reason):
-            raise SessionEnded(reason=reason, login_url=LOGIN_URL)
-        case _:
-            assert_never(outcome)

@@ -25,6 +25,7 @@ from joserfc.errors import SecurityWarning
 from bffgate.clock import Clock
 from bffgate.oidc.client_key import ClientKey, ClientKeyMismatch, load_client_key
 from bffgate.oidc.discovery import Discovery, ProviderMetadata
+from bffgate.oidc.dpop import DpopKey, DpopProver
 from bffgate.oidc.errors import (
     GrantRejected,
     IdTokenInvalid,
@@ -51,6 +52,8 @@ class TokenResponse:
     id_token: str | None
     scope: str | None
     sub: str | None = None  # set by refresh(): the subject of the validated ID token
+    token_type: str = "Bearer"  # or "DPoP": bound to dpop_key (RFC 9449)
+    dpop_key: DpopKey | None = None  # the key the grant was proved with
 
     def __repr__(self) -> str:
         return (f"TokenResponse(access_token=True, refresh_token={self.refresh_token is not None},"
@@ -72,12 +75,14 @@ class RelyingParty:
     clock_skew: int
     use_par: bool
     extra_auth_params: Mapping[str, str]
+    dpop: bool = False  # oidc.dpop: bind the session's tokens to a per-session key
 
 
 class OidcClient:
     def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
+        self.dpop = DpopProver(clock)  # the IdP's DPoP nonces live here
         self._auth: ClientAuth | ClientKey
         if rp.client_auth == "private_key_jwt":
             # Loaded and checked now (config validation does the same), never at token time;
@@ -104,9 +109,10 @@ class OidcClient:
                                   claims={"iat": now, "exp": now + _ASSERTION_LIFETIME})
         return ClientAuth(self.rp.client_id, key.key, assertion)
 
-    async def _post(self, meta: ProviderMetadata, url: str, form: dict[str, str]) -> httpx.Response:
+    async def _post(self, meta: ProviderMetadata, url: str, form: dict[str, str],
+                    extra: Mapping[str, str] | None = None) -> httpx.Response:
         headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   "Accept": "application/json"}
+                   "Accept": "application/json", **(extra or {})}
         body = urlencode(form)
         auth = self._client_auth(meta)
         with warnings.catch_warnings():
@@ -155,7 +161,7 @@ class OidcClient:
             raise ProviderMisconfigured("token endpoint answered a non-object")
         return doc
 
-    def _token_response(self, resp: httpx.Response) -> TokenResponse:
+    def _token_response(self, resp: httpx.Response, proved: bool = False) -> TokenResponse:
         if resp.status_code >= 500:
             raise ProviderUnavailable(f"token endpoint HTTP {resp.status_code}")
         doc = self._json(resp)
@@ -170,7 +176,11 @@ class OidcClient:
         at = doc.get("access_token")
         if not isinstance(at, str) or not at:
             raise TokenRejected("missing_access_token")
-        if str(doc.get("token_type", "")).lower() != "bearer":
+        # DPoP only when we proved the request; an IdP that answers Bearer to a proof did not
+        # bind the token, and it is sent as the bearer it is (README "DPoP").
+        token_type = {"bearer": "Bearer", "dpop": "DPoP" if proved else ""}.get(
+            str(doc.get("token_type", "")).lower(), "")
+        if not token_type:
             raise TokenRejected("unsupported_token_type")
         expires_at = _expiry(doc.get("expires_in"), at, self._clock.now())
         rt, it = doc.get("refresh_token"), doc.get("id_token")
@@ -180,30 +190,42 @@ class OidcClient:
             refresh_token=rt if isinstance(rt, str) and rt else None,
             id_token=it if isinstance(it, str) and it else None,
             scope=doc.get("scope") if isinstance(doc.get("scope"), str) else None,
+            token_type=token_type,
         )
 
-    async def exchange_code(self, code: str, code_verifier: str) -> TokenResponse:
+    async def token_request(self, form: dict[str, str],
+                            dpop_key: DpopKey | None = None) -> TokenResponse:
+        """One grant at the token endpoint, client authentication included: the helper
+        every grant module uses (code, refresh here; client_credentials.py, ...). Raises
+        ProviderUnavailable (transport, 5xx, temporarily_unavailable), GrantRejected /
+        TokenRejected (an OAuth error answer, or no usable token response)."""
         meta = await self.metadata()
-        resp = await self._post(meta, meta.token_endpoint, {
+        url = meta.token_endpoint
+        if dpop_key is None:
+            return self._token_response(await self._post(meta, url, form))
+        resp = await self.dpop.send(dpop_key, "POST", url,
+                                    lambda proof: self._post(meta, url, form, {"DPoP": proof}))
+        return replace(self._token_response(resp, proved=True), dpop_key=dpop_key)
+
+    async def exchange_code(self, code: str, code_verifier: str) -> TokenResponse:
+        return await self.token_request({
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": self.rp.redirect_uri,
             "code_verifier": code_verifier,
-        })
-        return self._token_response(resp)
+        }, DpopKey.generate() if self.rp.dpop else None)  # DPoP: the session's key, made here
 
-    async def refresh(self, refresh_token: str, *, sub: str) -> TokenResponse:
+    async def refresh(self, refresh_token: str, *, sub: str,
+                      dpop_key: DpopKey | None = None) -> TokenResponse:
         """The refresh grant for the session of ``sub``. OIDC Core 12.2, decided here only:
         an ID token in the response is validated like the login's (no nonce) and must name
         ``sub``; if any check fails, the tokens just issued are revoked (best effort: the
         grant can't be trusted, and the IdP may have rotated the refresh token) and
         ``IdTokenInvalid`` names the check. The answer carries the validated subject."""
-        meta = await self.metadata()
-        resp = await self._post(meta, meta.token_endpoint, {
+        tokens = await self.token_request({
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
-        })
-        tokens = self._token_response(resp)
+        }, dpop_key)  # a DPoP-bound refresh token is proved with the session's key
         if tokens.id_token is None:
             return tokens
         try:

@@ -4,7 +4,8 @@ Request: drop hop-by-hop headers and those named in ``Connection``; drop the bro
 ``Cookie`` and ``Authorization`` and anything that claims identity or routing
 (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``, ``DPoP``...), matching names
 case-insensitively and with ``_`` read as ``-`` (so ``X_Forwarded_For`` can't slip through
-a server that aliases them); then add the gateway's own ``Authorization: Bearer``,
+a server that aliases them); then add the gateway's own credential headers
+(``Authorization``, ``DPoP``: given, built by bffgate.tokens),
 ``X-Forwarded-For/Proto/Host``, ``X-Request-Id`` and ``traceparent`` exactly once.
 Response: drop hop-by-hop headers and ``Set-Cookie`` (an upstream never sets cookies on the
 gateway's origin); add ``Cache-Control: no-store`` unless the upstream chose caching.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
@@ -56,17 +58,19 @@ def _norm(name: bytes) -> bytes:
 
 
 def upstream_request_headers(
-    headers: list[tuple[bytes, bytes]], *, bearer: str | None, client_ip: str,
-    proto: str, host: str, request_id: str, traceparent: bytes | None,
+    headers: list[tuple[bytes, bytes]], *, auth_headers: Sequence[tuple[bytes, bytes]],
+    client_ip: str, proto: str, host: str, request_id: str, traceparent: bytes | None,
 ) -> list[tuple[bytes, bytes]]:
+    """The upstream request's headers: the client's, filtered, then ``auth_headers`` (the
+    route's credential as bffgate.tokens presents it: Authorization, and DPoP for a DPoP
+    token; empty for none) and the gateway's forwarding headers."""
     named = _connection_named(headers)
     # Every X-Forwarded-* is the gateway's to say (-Ssl, -Scheme, -Client-Cert...), not just
     # the listed ones.
     out = [(k, v) for k, v in headers
            if _norm(k) not in REQUEST_DROP and _norm(k) not in named
            and not _norm(k).startswith(b"x-forwarded-")]
-    if bearer is not None:
-        out.append((b"authorization", b"Bearer " + bearer.encode("latin-1")))
+    out.extend(auth_headers)
     out.append((b"x-forwarded-for", client_ip.encode("latin-1")))
     out.append((b"x-forwarded-proto", proto.encode("latin-1")))
     out.append((b"x-forwarded-host", host.encode("latin-1")))

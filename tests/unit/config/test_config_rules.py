@@ -200,13 +200,13 @@ def test_sensible_configs_are_accepted(changes: dict[str, Any]) -> None:
     [
         pytest.param([{"prefix": "/api", "upstream": "http://api:8000"}],
                      ["routes[0].token: required (token: one of user, user_optional, client, "
-                      "none)"], id="token-missing"),
+                      "user_or_client, exchange, none)"], id="token-missing"),
         pytest.param([{"token": "user"}],
                      ["routes[0].prefix: required", "routes[0].upstream: required"],
                      id="prefix-and-upstream-missing"),
         pytest.param([route(), route(prefix="/x", token="admin")],
-                     ["routes[1].token: must be one of user, user_optional, client, none; "
-                      "got 'admin'"], id="token-unknown-names-index"),
+                     ["routes[1].token: must be one of user, user_optional, client, "
+                      "user_or_client, exchange, none; got 'admin'"], id="token-unknown-names-index"),
         pytest.param([route(), route(prefix="/api/")],
                      ["routes[1].prefix: duplicate prefix '/api/'"], id="duplicate-prefix"),
         pytest.param([route(prefix="/bff")],
@@ -235,9 +235,17 @@ def test_sensible_configs_are_accepted(changes: dict[str, Any]) -> None:
                       "got 'http://api:8000/?x=1'"], id="upstream-query"),
         pytest.param([route(timeout=0)],
                      ["routes[0].timeout: must be positive"], id="timeout-zero"),
-        pytest.param([route(token="client")],
-                     ["routes[0].token: 'client' (client-credentials tokens) is not supported "
-                      "yet"], id="token-client"),
+        pytest.param([route(scope=["orders:read"])],
+                     ["routes[0].scope: only used with token = client, user_or_client or "
+                      "exchange (this route has token = user)"], id="scope-on-user-route"),
+        pytest.param([route(token="client", resource="orders")],
+                     ["routes[0].token: 'client' is not supported yet",
+                      "routes[0].resource: must be an absolute URI without a fragment "
+                      "(RFC 8707); got 'orders'"], id="resource-not-absolute"),
+        pytest.param([route(token="client", scope=["a b"])],
+                     ["routes[0].token: 'client' is not supported yet",
+                      "routes[0].scope: not a scope token (RFC 6749 3.3): 'a b'"],
+                     id="scope-not-a-token"),
         pytest.param([route(websocket=True)],
                      ["routes[0].websocket: websocket proxying is not supported yet"],
                      id="websocket"),

@@ -60,8 +60,9 @@ def _norm(name: bytes) -> bytes:
 
 def _forward(headers: list[tuple[bytes, bytes]], *, bearer: str | None = "gateway-token",
              traceparent: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    auth = [(b"authorization", b"Bearer " + bearer.encode())] if bearer is not None else []
     return upstream_request_headers(
-        headers, bearer=bearer, client_ip="203.0.113.7", proto="https",
+        headers, auth_headers=auth, client_ip="203.0.113.7", proto="https",
         host="app.example.com", request_id="req-gw-1", traceparent=traceparent)
 
 
@@ -288,7 +289,7 @@ def test_framing_headers_never_forwarded_but_content_length_is() -> None:
     out = upstream_request_headers(
         [(b"content-length", b"5"), (b"transfer-encoding", b"chunked"), (b"upgrade", b"foo"),
          (b"te", b"trailers")],
-        bearer=None, client_ip="203.0.113.7", proto="https", host="app.example.com",
+        auth_headers=[], client_ip="203.0.113.7", proto="https", host="app.example.com",
         request_id="req-gw-1", traceparent=None)
     names = [k for k, _ in out]
     assert (b"content-length", b"5") in out
