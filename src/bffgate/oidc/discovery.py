@@ -33,6 +33,8 @@ class ProviderMetadata:
     # token_endpoint_auth_signing_alg_values_supported as listed (private_key_jwt picks
     # from it; entries are checked there); empty: the IdP sets no limit.
     auth_signing_algs: tuple[object, ...]
+    # grant_types_supported; absent means RFC 8414's default (code and implicit only)
+    grant_types: tuple[str, ...] = ("authorization_code", "implicit")
 
     @classmethod
     def parse(cls, doc: dict[str, Any], expected_issuer: str) -> ProviderMetadata:
@@ -64,6 +66,9 @@ class ProviderMetadata:
             auth_signing_algs=tuple(algs) if isinstance(
                 algs := doc.get("token_endpoint_auth_signing_alg_values_supported"), list)
             else (),
+            grant_types=tuple(g for g in grants if isinstance(g, str)) if isinstance(
+                grants := doc.get("grant_types_supported"), list)
+            else ("authorization_code", "implicit"),
         )
 
 
