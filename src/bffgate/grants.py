@@ -12,6 +12,7 @@ from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, TokenResponse
+from bffgate.oidc.dpop import DpopKey, DpopKeyInvalid
 from bffgate.oidc.errors import IdTokenInvalid, OidcError, TokenRejected
 from bffgate.session.model import NewTokens
 from bffgate.session.outcomes import (
@@ -24,7 +25,8 @@ from bffgate.session.outcomes import (
 
 
 def new_tokens(t: TokenResponse) -> NewTokens:
-    return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at)
+    key = t.dpop_key.secret() if t.dpop_key is not None else None  # sealed by the session
+    return NewTokens(t.access_token, t.refresh_token, t.id_token, t.expires_at, key, t.token_type)
 
 
 class OidcRefresher:
@@ -36,9 +38,13 @@ class OidcRefresher:
     def __init__(self, oidc: OidcClient) -> None:
         self._oidc = oidc
 
-    async def __call__(self, refresh_token: str, sub: str) -> NewTokens:
+    async def __call__(self, refresh_token: str, sub: str, dpop_key: str | None = None, /) \
+            -> NewTokens:
         try:
-            return new_tokens(await self._oidc.refresh(refresh_token, sub=sub))
+            key = DpopKey.from_secret(dpop_key) if dpop_key is not None else None
+            return new_tokens(await self._oidc.refresh(refresh_token, sub=sub, dpop_key=key))
+        except DpopKeyInvalid as exc:  # a record that can't be: the session can't go on
+            raise RefreshRejectedError("dpop_key_invalid") from exc
         except TokenRejected as exc:
             # A definitive OAuth answer (RFC 6749 5.2: invalid_grant, invalid_scope, ... or
             # a 200 that is no usable token response); retrying can't help, and treating it

@@ -73,8 +73,9 @@ class EchoUpstream:
             await send({"type": "http.response.body", "body": b""})
             return
         # The echo returned to the browser never carries the bearer token itself (tests read
-        # the full record from ``seen``); it says only that one was present.
-        shown = dict(record, headers=[[k, "<present>" if k.lower() == "authorization" else v]
+        # the full record from ``seen``), nor a DPoP proof; it says only that one was present.
+        shown = dict(record, headers=[[k, "<present>" if k.lower() in ("authorization", "dpop")
+                                       else v]
                                       for k, v in record["headers"]])
         payload = json.dumps(shown).encode()
         await send({"type": "http.response.start", "status": 200,

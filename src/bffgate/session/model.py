@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -19,20 +20,27 @@ class Tokens:
     id_token: str | None
     access_expires_at: float | None
     refresh_at: float | None = None  # when to refresh: expiry - refresh_ahead - jitter
+    # DPoP (oidc.dpop): the session's private key (serialised; sealed with the tokens, never
+    # elsewhere) and the scheme the IdP issued the access token for ("DPoP" or "Bearer").
+    dpop_key: str | None = None
+    token_type: str = "Bearer"
 
     def __repr__(self) -> str:
         return (f"Tokens(access_token=True, refresh_token={self.refresh_token is not None}, "
                 f"id_token={self.id_token is not None}, access_expires_at={self.access_expires_at})")
 
     def to_json(self) -> bytes:
-        return json.dumps({"at": self.access_token, "rt": self.refresh_token,
-                           "it": self.id_token}, separators=(",", ":")).encode()
+        doc = {"at": self.access_token, "rt": self.refresh_token, "it": self.id_token}
+        if self.dpop_key is not None:  # absent otherwise: records stay as they were
+            doc |= {"dk": self.dpop_key, "tt": self.token_type}
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes, access_expires_at: float | None,
                   refresh_at: float | None) -> Tokens:
         d = json.loads(raw)
-        return cls(d["at"], d.get("rt"), d.get("it"), access_expires_at, refresh_at)
+        return cls(d["at"], d.get("rt"), d.get("it"), access_expires_at, refresh_at,
+                   d.get("dk"), d.get("tt", "Bearer"))
 
     def access_token_valid(self, now: float) -> bool:
         return self.access_expires_at is None or now < self.access_expires_at
@@ -55,9 +63,34 @@ class SessionData:
     absolute_expires_at: float
     logout_id: str
     tokens: Tokens = field(repr=True)
+    # Tokens exchanged for the access token (RFC 8693), by route key (bffgate.tokens.exchange)
+    exchanged: Mapping[str, ExchangedToken] = field(default_factory=dict)
 
     def with_tokens(self, tokens: Tokens) -> SessionData:
-        return replace(self, tokens=tokens)
+        """The session with a new token set; what was exchanged for the old access token
+        goes with it (the next exchange uses the new one)."""
+        return replace(self, tokens=tokens, exchanged={})
+
+    def with_exchanged(self, key: str, token: ExchangedToken) -> SessionData:
+        return replace(self, exchanged={**self.exchanged, key: token})
+
+
+@dataclass(frozen=True, repr=False)
+class ExchangedToken:
+    """A token exchanged for the session's access token, cached for one route until
+    ``renew_at``. ``subject`` is a digest of the access token it was exchanged for, so a
+    cached one is never used with another. repr shows presence only."""
+
+    access_token: str
+    expires_at: float | None
+    renew_at: float
+    subject: str
+
+    def __repr__(self) -> str:
+        return f"ExchangedToken(access_token=True, expires_at={self.expires_at})"
+
+    def usable(self, subject: str, now: float) -> bool:
+        return self.subject == subject and now < self.renew_at
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,8 @@ class NewTokens:
     refresh_token: str | None
     id_token: str | None
     expires_at: float | None
+    dpop_key: str | None = None  # the session's DPoP key (serialised) the grant was proved with
+    token_type: str = "Bearer"
 
     def __repr__(self) -> str:
         return (f"NewTokens(access_token=True, refresh_token={self.refresh_token is not None}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bffgate.session.model import LoadedSession, NewTokens
 
@@ -22,8 +23,12 @@ class RefreshUnavailableError(Exception):
     """The IdP could not be reached or failed transiently; try again later."""
 
 
-# (refresh_token, the session's sub) -> the new tokens; raises the two errors above
-TokenRefresher = Callable[[str, str], Awaitable[NewTokens]]
+class TokenRefresher(Protocol):
+    """(refresh_token, the session's sub[, its DPoP key]) -> the new tokens; raises the two
+    errors above. The DPoP key (serialised) is passed only when the session has one."""
+
+    def __call__(self, refresh_token: str, sub: str, dpop_key: str = ..., /) \
+            -> Awaitable[NewTokens]: ...
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,9 @@ class RefreshCoordinator:
         if refresh_token is None:  # another replica refreshed while we waited for the lock
             return await self._settle(session, current)
         try:
-            new = await self._refresher(refresh_token, current.data.sub)
+            key = current.data.tokens.dpop_key  # DPoP: a refresh is proved with the same key
+            new = await (self._refresher(refresh_token, current.data.sub, key) if key
+                         else self._refresher(refresh_token, current.data.sub))
         except RefreshRejectedError as exc:
             await self._sessions.destroy(current)
             return self._told(Ended.rejected(current, exc.error))

@@ -32,4 +32,5 @@ class RefreshSchedule:
         """The token set to store for ``new``, issued at ``now``, with its refresh point."""
         jitter = self._jitter(min(MAX_JITTER, self.refresh_ahead * 0.1))
         return Tokens(new.access_token, new.refresh_token, new.id_token, new.expires_at,
-                      refresh_point(now, new.expires_at, self.refresh_ahead, jitter))
+                      refresh_point(now, new.expires_at, self.refresh_ahead, jitter),
+                      new.dpop_key, new.token_type)

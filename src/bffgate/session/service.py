@@ -15,7 +15,13 @@ from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.clock import Clock
 from bffgate.crypto.cookie_codec import CookieCodec, CookieInvalid, SessionHandle
-from bffgate.session.model import LoadedSession, NewTokens, NoSession, SessionData
+from bffgate.session.model import (
+    ExchangedToken,
+    LoadedSession,
+    NewTokens,
+    NoSession,
+    SessionData,
+)
 from bffgate.session.record import RecordUnreadable, decode_session, encode_session
 from bffgate.session.schedule import Jitter, RefreshSchedule
 from bffgate.store.base import SessionRecords
@@ -95,8 +101,20 @@ class SessionService:
         now = self._clock.now()
         old = current.data.tokens
         merged = NewTokens(new.access_token, new.refresh_token or old.refresh_token,
-                           new.id_token or old.id_token, new.expires_at)
+                           new.id_token or old.id_token, new.expires_at,
+                           new.dpop_key or old.dpop_key, new.token_type)  # DPoP: same key
         data = current.data.with_tokens(self._schedule.tokens(merged, now))
+        ok = await self._store.replace_session(
+            current.key, encode_session(current.handle, data),
+            expected_generation=current.generation, **self._ms(now))
+        return self._loaded(current.handle, data, current.generation + 1, now) if ok else None
+
+    async def save_exchanged(self, current: LoadedSession, key: str,
+                             token: ExchangedToken) -> LoadedSession | None:
+        """Cache a token exchanged for ``current``'s access token under ``key`` (one per
+        route), with compare-and-set; None if someone else wrote first."""
+        now = self._clock.now()
+        data = current.data.with_exchanged(key, token)
         ok = await self._store.replace_session(
             current.key, encode_session(current.handle, data),
             expected_generation=current.generation, **self._ms(now))

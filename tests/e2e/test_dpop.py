@@ -1,0 +1,122 @@
+"""E2E DPoP (RFC 9449, oidc.dpop = true): the real IdP binds the session's tokens to the
+session's key (with and without server nonces); the upstream receives ``Authorization: DPoP``
+with a proof it verifies, for a key whose thumbprint is the token's cnf.jkt at introspection;
+a refresh is proved with the same key and keeps the binding."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from support.browser import Browser
+from support.dpop_upstream import ProofVerifier, dpop_request
+from support.e2e import CLIENT_ID, CLIENT_SECRET, COOKIE_KEY, client_meta, login, read_session_tokens
+from support.gateway import GatewayProcess, gateway_config, new_ports
+from support.idp import OidcProviderProcess
+from support.redis import RedisServer
+from support.secrets_scan import remember
+from support.upstream import EchoUpstream
+
+pytestmark = pytest.mark.e2e
+
+TOKEN_TTL = 10  # seconds: the refresh test waits for the refresh point
+
+
+class DpopIdp(OidcProviderProcess):
+    """The test OP with IDP_CONFIG.dpop_require_nonce set as asked."""
+
+    def __init__(self, *args: Any, require_nonce: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.require_nonce = require_nonce
+
+    def _config(self) -> str:
+        doc = json.loads(super()._config())
+        doc["dpop_require_nonce"] = self.require_nonce
+        return json.dumps(doc)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["no-nonce", "nonce"])
+def stack(request: pytest.FixtureRequest, redis_server: RedisServer,
+          upstream: EchoUpstream) -> Iterator[tuple[GatewayProcess, DpopIdp]]:
+    port, admin = new_ports()
+    # dpop_bound_access_tokens: the OP refuses this client any token without a proof
+    meta = dict(client_meta(port), dpop_bound_access_tokens=True)
+    with DpopIdp([meta], access_token_ttl=TOKEN_TTL, require_nonce=request.param) as op:
+        config = gateway_config(port=port, admin_port=admin, issuer=op.issuer,
+                                client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                redis_url=redis_server.url, upstream=upstream.url,
+                                cookie_key=COOKIE_KEY, oidc={"dpop": True},
+                                redis={"key_prefix": f"dpop{port}:"})
+        gw = GatewayProcess(config).start()
+        try:
+            yield gw, op
+        finally:
+            gw.terminate()
+
+
+def _check_call(upstream: EchoUpstream, op: DpopIdp, verifier: ProofVerifier, path: str,
+                method: str, jkt: str) -> str:
+    seen = upstream.last_for(path)
+    token, proof = dpop_request(seen)
+    checked = verifier.verify(proof, method=method, url=upstream.url + seen["path"],
+                              access_token=token)
+    assert checked.jkt == jkt
+    intro = op.introspect(token, CLIENT_ID, CLIENT_SECRET)
+    assert intro["active"] is True and intro["sub"] == "alice"
+    assert intro["token_type"] == "DPoP"
+    assert intro["cnf"]["jkt"] == checked.jkt  # the token is bound to the proof's key
+    return token
+
+
+async def test_dpop_bound_tokens_proxied_call_and_refresh(stack, redis_server, upstream,
+                                                          idp_client) -> None:
+    gw, op = stack
+    browser = Browser(gw.url)
+    try:
+        resp = await login(browser, idp_client, return_url="/app")
+        assert resp.status_code == 302, resp.text
+        cookie = browser.cookie("__Host-bffgate")
+        stored = read_session_tokens(redis_server.url, cookie, prefix=f"dpop{gw.port}:")
+        dk = stored["tokens"]["dk"]
+        remember("dpop_private_key", dk)
+        remember("dpop_private_key.d", json.loads(dk)["d"])
+        assert stored["tokens"]["tt"] == "DPoP"
+        assert dk not in json.dumps(stored["record"])  # sealed: not in the plain part
+        from bffgate.oidc.dpop import DpopKey
+
+        jkt = DpopKey.from_secret(dk).thumbprint
+        verifier = ProofVerifier()
+
+        got = await browser.api("GET", "/api/orders/42", params={"x": "1"})
+        assert got.status_code == 200, got.text
+        first = _check_call(upstream, op, verifier, "/api/orders/42", "GET", jkt)
+        assert "dpop" not in {k.lower() for k in got.headers}
+        posted = await browser.api("POST", "/api/orders", content=b"{}")
+        assert posted.status_code == 200, posted.text
+        _check_call(upstream, op, verifier, "/api/orders", "POST", jkt)
+
+        # After the refresh point, the next call refreshes (proved with the same key: the
+        # OP refuses another) and the new token is bound to the same key.
+        await asyncio.sleep(TOKEN_TTL - 1)
+        again = await browser.api("GET", "/api/after-refresh")
+        assert again.status_code == 200, again.text
+        second = _check_call(upstream, op, verifier, "/api/after-refresh", "GET", jkt)
+        assert second != first
+        refreshed = read_session_tokens(redis_server.url, cookie, prefix=f"dpop{gw.port}:")
+        assert refreshed["tokens"]["dk"] == dk
+        assert gw.audit("session.refreshed")
+        stats = await idp_client.get(op.issuer + "/test/stats")
+        refreshes = [t for t in stats.json()["token_requests"]
+                     if t["grant_type"] == "refresh_token"]
+        assert refreshes and refreshes[-1]["status"] == 200
+        if op.require_nonce:
+            # the first token request was told use_dpop_nonce, then retried with the nonce
+            codes = [t["status"] for t in stats.json()["token_requests"]
+                     if t["grant_type"] == "authorization_code"]
+            assert codes[:2] == [400, 200], codes
+    finally:
+        await browser.aclose()
