@@ -56,6 +56,7 @@ class Run:
     running: set[str] = field(default_factory=set)
     timing: dict[str, tuple[float, float]] = field(default_factory=dict)  # case: start, end
     gave_up: set[str] = field(default_factory=set)  # inputs the client stopped waiting on
+    silent_closes: list[str] = field(default_factory=list)  # closed with no answer at all
     violations: list[Violation] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     checked_upstream: int = 0
@@ -93,6 +94,7 @@ class Run:
         if not out.responses and out.closed and not case.half_close and \
                 case.abort_after is None:
             self.counts["drops"] += 1
+            self.silent_closes.append(case.case_id)
             if case.must_answer:
                 add(Violation("dropped", case.case_id, "closed without an answer"))
         if out.unparsed:
@@ -283,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     print("answers:", ", ".join(f"{k[7:]}={v}" for k, v in sorted(run.counts.items())
                                  if k.startswith("status_")))
     print(f"gateway log: {stack.gateway.log_path}")
+    if run.silent_closes:
+        print(f"silent closes (informational): {run.silent_closes[:args.show]}")
     print(run.summary(time.monotonic() - started, args.seed))
     crit = ("5xx", "crash", "hang", "escape", "unanswered_forward", "leak", "error_logged",
             "open_redirect")
