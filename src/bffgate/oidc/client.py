@@ -25,7 +25,7 @@ from joserfc.errors import SecurityWarning
 from bffgate.clock import Clock
 from bffgate.oidc.client_key import ClientKey, ClientKeyMismatch, load_client_key
 from bffgate.oidc.discovery import Discovery, ProviderMetadata
-from bffgate.oidc.dpop import DpopKey, DpopProver
+from bffgate.oidc.dpop import DpopKey, DpopProver, provider_problem
 from bffgate.oidc.errors import (
     GrantRejected,
     IdTokenInvalid,
@@ -203,6 +203,8 @@ class OidcClient:
         url = meta.token_endpoint
         if dpop_key is None:
             return self._token_response(await self._post(meta, url, form))
+        if (problem := provider_problem(meta.dpop_algs, self.rp.issuer)) is not None:
+            raise ProviderMisconfigured(problem)  # checked at startup too, when reachable
         resp = await self.dpop.send(dpop_key, "POST", url,
                                     lambda proof: self._post(meta, url, form, {"DPoP": proof}))
         return replace(self._token_response(resp, proved=True), dpop_key=dpop_key)

@@ -35,6 +35,8 @@ class ProviderMetadata:
     auth_signing_algs: tuple[object, ...]
     # grant_types_supported; absent means RFC 8414's default (code and implicit only)
     grant_types: tuple[str, ...] = ("authorization_code", "implicit")
+    # dpop_signing_alg_values_supported (RFC 9449 5.1); empty: the IdP announces no DPoP
+    dpop_algs: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, doc: dict[str, Any], expected_issuer: str) -> ProviderMetadata:
@@ -69,6 +71,8 @@ class ProviderMetadata:
             grant_types=tuple(g for g in grants if isinstance(g, str)) if isinstance(
                 grants := doc.get("grant_types_supported"), list)
             else ("authorization_code", "implicit"),
+            dpop_algs=tuple(a for a in dalgs if isinstance(a, str)) if isinstance(
+                dalgs := doc.get("dpop_signing_alg_values_supported"), list) else (),
         )
 
 

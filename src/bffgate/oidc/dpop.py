@@ -87,6 +87,17 @@ class DpopKey:
         return jwt.encode(header, claims, self._key, algorithms=[ALGORITHM])
 
 
+def provider_problem(dpop_algs: tuple[str, ...], issuer: str) -> str | None:
+    """Why an IdP can't bind tokens to our keys (None when it can): it must list ES256 in
+    its ``dpop_signing_alg_values_supported``."""
+    if ALGORITHM in dpop_algs:
+        return None
+    listed = f"lists {list(dpop_algs)}" if dpop_algs else "does not advertise it"
+    return (f"oidc.dpop: the IdP ({issuer}) must list {ALGORITHM} in "
+            f"dpop_signing_alg_values_supported; it {listed}. Set oidc.dpop = false or "
+            "enable DPoP at the IdP")
+
+
 def htu(url: str) -> str:
     """The ``htu`` of a request URL: scheme, host and path, without query or fragment."""
     parts = urlsplit(url)
