@@ -110,7 +110,7 @@ async def test_dpop_token_type_without_a_proof_is_refused() -> None:
 async def test_idp_without_es256_is_a_misconfiguration_naming_oidc_dpop(
         algs: list[str] | None) -> None:
     idp = DpopIdP(algs=algs)
-    with pytest.raises(ProviderMisconfigured, match="oidc.dpop"):
+    with pytest.raises(ProviderMisconfigured, match=r"oidc\.dpop"):
         await _client(idp).exchange_code("code", "v" * 43)
     assert idp.proofs == []  # nothing sent
 
