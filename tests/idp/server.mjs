@@ -9,6 +9,7 @@
 //     "auto_consent": true,               (grant the requested scopes without a consent page)
 //     "state_file": "/tmp/x.json"         (optional: keep keys, grants and tokens across
 //                                          restarts, so "IdP down, then back" can be tested)
+//     "dpop": false                       (turn DPoP off: no dpop_signing_alg_values_supported)
 //     "dpop_require_nonce": true          (DPoP proofs must carry a server nonce; a client
 //                                          registered with dpop_bound_access_tokens: true is
 //                                          refused any token without a proof)
@@ -87,6 +88,7 @@ const issuer = `http://127.0.0.1:${port}`;
 
 // DPoP server nonces (owner: DPOP): a per-process secret, set only when nonces are required,
 // so that without the switch no DPoP-Nonce header is ever sent.
+const dpopEnabled = config.dpop !== false;
 const dpopRequireNonce = config.dpop_require_nonce === true;
 const dpopNonceSecret = dpopRequireNonce ? randomBytes(32) : undefined;
 
@@ -442,7 +444,7 @@ const provider = new Provider(issuer, {
     // DPoP (RFC 9449; owner: DPOP). On by default in v9; with "dpop_require_nonce": true in
     // IDP_CONFIG every proof must carry a server nonce (use_dpop_nonce + DPoP-Nonce first).
     dPoP: {
-      enabled: true,
+      enabled: dpopEnabled,
       nonceSecret: dpopNonceSecret,
       requireNonce: () => dpopRequireNonce,
     },
