@@ -29,6 +29,9 @@ class AuditEvent(StrEnum):
     REQUEST_PROXIED = "request.proxied"
     REQUEST_REJECTED = "request.rejected"
     REQUEST_ABORTED = "request.aborted"
+    TOKEN_EXCHANGED = "token.exchanged"  # RFC 8693, per route (bffgate.tokens.exchange)
+    TOKEN_EXCHANGE_FAILED = "token.exchange_failed"
+    TOKEN_CLIENT_ISSUED = "token.client_issued"  # client credentials, per route (tokens.client)
 
 
 # The documented field catalogue (README "Audit events"). emit() refuses anything else so
@@ -38,7 +41,7 @@ class AuditEvent(StrEnum):
 FIELDS = frozenset(
     {
         "request_id", "session", "sub", "client_ip", "user_agent", "route", "method", "path",
-        "status", "duration_ms", "reason", "detail", "count",
+        "status", "duration_ms", "reason", "detail", "count", "expires_in",
     }
 )
 

@@ -11,12 +11,16 @@
     │   │                              cookie is cleared)
     │   └── SessionEnded              (401, refresh rejected by the IdP: session deleted)
     ├── Forbidden                     (403, e.g. bad logout sid, bad admin token)
+    │   └── ExchangeRefused           (403, the IdP refused a route's token exchange; the
+    │                                  session lives on)
     ├── RouteNotFound                 (404)
     ├── MethodNotAllowed              (405)
     ├── BodyTooLarge                  (413)
     ├── UpstreamUnavailable           (502, upstream refused/reset/bad response)
     │   └── UpstreamTimeout           (504)
     ├── IdentityProviderUnavailable   (503 + Retry-After: IdP unreachable / 5xx)
+    ├── RouteTokenUnavailable         (503 + Retry-After: the IdP refuses the gateway's own
+    │                                  client-credentials grant for a route: misconfigured)
     ├── ClientAborted                 (499, never sent: the client closed the connection)
     └── StoreUnavailable              (503 + Retry-After: Redis unreachable)
 
@@ -109,6 +113,14 @@ class Forbidden(GatewayError):
     status, slug, title = 403, "forbidden", "Forbidden"
 
 
+class ExchangeRefused(Forbidden):
+    """The IdP refused to exchange the user's token for a route's (RFC 8693: the audience
+    is not one it serves, the user's token is no longer active, ...): a 403 for that route
+    only, the session is untouched."""
+
+    slug, title = "exchange-refused", "The identity provider refused a token for this route"
+
+
 class RouteNotFound(GatewayError):
     status, slug, title = 404, "not-found", "No route matches this path"
 
@@ -138,6 +150,15 @@ class UpstreamTimeout(UpstreamUnavailable):
 class IdentityProviderUnavailable(GatewayError):
     status, slug, title = 503, "idp-unavailable", "The identity provider is unavailable"
     retry_after = 5
+
+
+class RouteTokenUnavailable(GatewayError):
+    """The IdP refused the gateway's client-credentials grant for a route (invalid_client,
+    invalid_scope, invalid_target, ...): a gateway or IdP misconfiguration, not the caller's
+    fault, so a 5xx; retried after a while (an operator fixes the registration)."""
+
+    status, slug, title = 503, "token-unavailable", "The route's access token is unavailable"
+    retry_after = 30
 
 
 class ClientAborted(GatewayError):

@@ -36,6 +36,14 @@ class Metrics:
                                        registry=r)
         self.redactions = Counter("bffgate_log_redactions", "Values redacted from log lines",
                                   registry=r)
+        self.route_exchange = Counter(
+            "bffgate_route_exchange", "Token exchanges (RFC 8693) of token = exchange routes, "
+            "by outcome: exchanged, cached, refused, unavailable", ["route", "outcome"],
+            registry=r)
+        self.client_token = Counter(
+            "bffgate_client_token", "Client-credentials tokens of token = client | "
+            "user_or_client routes, per request by outcome: cached, issued, failed",
+            ["route", "outcome"], registry=r)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -13,6 +13,7 @@
 //     "dpop_require_nonce": true          (DPoP proofs must carry a server nonce; a client
 //                                          registered with dpop_bound_access_tokens: true is
 //                                          refused any token without a proof)
+//     "client_credentials": {...}         (see "Client credentials" below)
 //   }
 // Issuer: http://127.0.0.1:<port>. Prints exactly one line "READY <issuer>" on stdout once
 // listening; everything else (oidc-provider notices included) goes to stderr.
@@ -398,6 +399,52 @@ function registerTokenExchange(op) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Client credentials (RFC 6749 4.4; owner: CLIENT) with resource indicators (RFC 8707).
+//
+// IDP_CONFIG.client_credentials (optional): {"enabled": true (default; false: the grant is
+// neither served nor listed in grant_types_supported), "scopes": ["reports:read", ...] (extra
+// scopes a client may ask for without a resource), "resources": {"<absolute URI>": {"scope":
+// "orders:read orders:write", "ttl": <seconds>}}, "ttl": <seconds, default access_token_ttl>}.
+// A client needs "client_credentials" in its grant_types and the scopes in its `scope`. The
+// token is opaque (introspection: active, client_id, scope, aud = the resource; no sub). An
+// `audience` form parameter (as some IdPs take it) counts as the resource indicator; an unknown
+// resource or audience is invalid_target.
+
+const ccConfig = config.client_credentials ?? {};
+if (ccConfig === null || typeof ccConfig !== 'object' || Array.isArray(ccConfig)) {
+  fail('IDP_CONFIG.client_credentials must be an object');
+}
+const ccEnabled = ccConfig.enabled ?? true;
+const ccScopes = ccConfig.scopes ?? [];
+if (!Array.isArray(ccScopes) || !ccScopes.every((x) => typeof x === 'string')) {
+  fail('IDP_CONFIG.client_credentials.scopes must be a list of scopes');
+}
+const ccResources = new Map(Object.entries(ccConfig.resources ?? {}));
+for (const [uri, info] of ccResources) {
+  if (!info || typeof info.scope !== 'string' || (info.ttl !== undefined && !Number.isInteger(info.ttl))) {
+    fail(`IDP_CONFIG.client_credentials.resources[${JSON.stringify(uri)}] needs scope (string), ttl optional`);
+  }
+}
+const ccTtl = ccConfig.ttl ?? accessTokenTtl;
+
+async function ccDefaultResource(ctx, _client, oneOf) {
+  if (oneOf) return oneOf;
+  const body = ctx.oidc?.body ?? {};
+  if (body.grant_type === 'client_credentials' && typeof body.audience === 'string' && body.audience) {
+    return body.audience;
+  }
+  return undefined;
+}
+
+async function ccResourceServerInfo(_ctx, resource, _client) {
+  const info = ccResources.get(resource);
+  if (!info) throw new oidcErrors.InvalidTarget(`unknown resource: ${resource}`);
+  return {
+    scope: info.scope, audience: resource, accessTokenFormat: 'opaque', accessTokenTTL: info.ttl ?? ccTtl,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const provider = new Provider(issuer, {
   clients,
@@ -411,7 +458,7 @@ const provider = new Provider(issuer, {
     profile: ['name'],
     email: ['email'],
   },
-  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  scopes: ['openid', 'offline_access', 'profile', 'email', ...ccScopes],
   responseTypes: ['code'],
   // Put scope-derived claims (name, email) in the ID token too, as most IdPs do.
   conformIdTokenClaims: false,
@@ -425,6 +472,7 @@ const provider = new Provider(issuer, {
     AccessToken: accessTokenTtl,
     IdToken: idTokenTtl,
     RefreshToken: refreshTokenTtl,
+    ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? ccTtl,
     AuthorizationCode: 60,
     Interaction: 600,
     Session: Math.max(refreshTokenTtl, 86400),
@@ -439,6 +487,13 @@ const provider = new Provider(issuer, {
       ),
     },
     revocation: { enabled: true },
+    // Client credentials and resource indicators (owner: CLIENT; see the block above).
+    clientCredentials: { enabled: ccEnabled === true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: ccDefaultResource,
+      getResourceServerInfo: ccResourceServerInfo,
+    },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
     // DPoP (RFC 9449; owner: DPOP). On by default in v9; with "dpop_require_nonce": true in

@@ -6,9 +6,11 @@
   saved with compare-and-set: two writers never both win).
 - ``LoginRecordStore``: single-use login records (one per login in flight).
 - ``ReplayGuard``: names claimed once within a window (back-channel logout ``jti``).
-- ``RefreshLocks``: lease locks, one per session, for the single-flight refresh.
+- ``RefreshLocks``: lease locks, one per session, for the single-flight refresh (and one per
+  client-token cache key).
+- ``TokenCache``: sealed blobs with a TTL, shared by the replicas (client-credentials tokens).
 
-``SessionStore`` is all four plus the backend's lifecycle: what app.py builds and closes.
+``SessionStore`` is all five plus the backend's lifecycle: what app.py builds and closes.
 Every backend failure surfaces as ``bffgate.errors.StoreUnavailable``.
 """
 
@@ -80,7 +82,17 @@ class RefreshLocks(Protocol):
     def refresh_lock(self, key: str, lease_seconds: float) -> StoreLock: ...
 
 
-class SessionStore(SessionRecords, LoginRecordStore, ReplayGuard, RefreshLocks, Protocol):
+class TokenCache(Protocol):
+    """Sealed blobs shared by every replica, each with its own TTL (client-credentials tokens:
+    the caller seals them; the store never sees a token in clear)."""
+
+    async def get_cached_token(self, key: str) -> bytes | None: ...
+
+    async def put_cached_token(self, key: str, blob: bytes, ttl_ms: int) -> None: ...
+
+
+class SessionStore(SessionRecords, LoginRecordStore, ReplayGuard, RefreshLocks, TokenCache,
+                   Protocol):
     """A whole backend: every concern above, plus its health check and shutdown."""
 
     async def ping(self) -> None: ...

@@ -70,6 +70,7 @@ class MemoryStore:
         self._index: dict[str, set[str]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._claims: dict[str, float] = {}
+        self._cached: dict[str, tuple[bytes, float]] = {}
 
     async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
         now = self.clock.now()
@@ -141,6 +142,15 @@ class MemoryStore:
             return False
         self._claims[name] = now + ttl_seconds
         return True
+
+    async def get_cached_token(self, key: str) -> bytes | None:
+        item = self._cached.get(key)
+        if item is None or item[1] <= self.clock.now():
+            return None
+        return item[0]
+
+    async def put_cached_token(self, key: str, blob: bytes, ttl_ms: int) -> None:
+        self._cached[key] = (blob, self.clock.now() + ttl_ms / 1000)
 
     def refresh_lock(self, key: str, lease_seconds: float) -> MemoryLock:
         return MemoryLock(self, key, lease_seconds)

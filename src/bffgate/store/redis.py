@@ -6,6 +6,8 @@ Key scheme (``prefix`` defaults to ``bffgate:``):
 - ``{prefix}lock:{<h>}``      refresh lease lock (same hash tag: same Cluster slot)
 - ``{prefix}sub:{sub}`` / ``{prefix}sid:{idp_sid}``  sets of ``h`` for revocation
 - ``{prefix}once:{name}``    replay guard (back-channel logout ``jti``), SET NX with a TTL
+- ``{prefix}ct:{<k>}``        a sealed client-credentials token, TTL = until it is renewed
+  (``k`` = hash of issuer, client and the route's token request; lock ``lock:{ct:<k>}``)
 
 A session value is ``<absolute_expiry_ms>|<generation>|<payload>``: the header lets one Lua
 call read the record AND slide its TTL to min(idle, absolute remaining) on the hot path,
@@ -246,6 +248,13 @@ class RedisStore:
         result = await self._call(lambda: self._r.set(f"{self._p}once:{name}", b"1",
                                                        nx=True, ex=ttl_seconds))
         return bool(result)
+
+    async def get_cached_token(self, key: str) -> bytes | None:
+        value = await self._call(lambda: self._r.get(f"{self._p}ct:{{{key}}}"))
+        return bytes(value) if value is not None else None
+
+    async def put_cached_token(self, key: str, blob: bytes, ttl_ms: int) -> None:
+        await self._call(lambda: self._r.set(f"{self._p}ct:{{{key}}}", blob, px=ttl_ms))
 
     def refresh_lock(self, key: str, lease_seconds: float) -> RedisLock:
         name = f"{self._p}lock:{{{key}}}"
