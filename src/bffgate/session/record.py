@@ -3,6 +3,8 @@
 Layout (JSON): plain fields the gateway reads without the cookie (sub, IdP sid, visible
 claims, expiries, logout id) and ``sealed``: the tokens, AES-GCM-sealed under a key derived
 from the per-session secret that only the cookie holds, so a store dump yields no token.
+``xt`` (optional, absent in older records): the route tokens exchanged for the access token
+(RFC 8693), sealed the same way as a blob of their own.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 from bffgate.crypto.cookie_codec import SessionHandle
 from bffgate.crypto.sealing import SealBroken, open_sealed, seal
-from bffgate.session.model import SessionData, Tokens
+from bffgate.session.model import ExchangedToken, SessionData, Tokens
 
 RECORD_VERSION = 1  # bump with a reader for the old version, so rolling upgrades keep sessions
+_XT_AAD = b"/xt"  # appended to the store key: the exchanged-token blob opens only as itself
 
 
 class RecordUnreadable(Exception):
@@ -29,7 +32,25 @@ def encode_session(handle: SessionHandle, data: SessionData) -> bytes:
         "logout": data.logout_id, "exp": t.access_expires_at, "rat": t.refresh_at,
         "sealed": seal(handle.secret, t.to_json(), handle.key.encode()),
     }
+    if data.exchanged:
+        doc["xt"] = seal(handle.secret, _exchanged_json(data), handle.key.encode() + _XT_AAD)
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _exchanged_json(data: SessionData) -> bytes:
+    return json.dumps({k: [x.access_token, x.expires_at, x.renew_at, x.subject]
+                       for k, x in data.exchanged.items()}, separators=(",", ":")).encode()
+
+
+def _exchanged(handle: SessionHandle, blob: object) -> dict[str, ExchangedToken]:
+    if blob is None:
+        return {}
+    if not isinstance(blob, str):
+        raise ValueError("xt")
+    doc = json.loads(open_sealed(handle.secret, blob, handle.key.encode() + _XT_AAD))
+    return {str(k): ExchangedToken(str(at), None if exp is None else float(exp), float(renew),
+                                   str(subject))
+            for k, (at, exp, renew, subject) in doc.items()}
 
 
 def decode_session(handle: SessionHandle, raw: bytes) -> SessionData:
@@ -40,6 +61,7 @@ def decode_session(handle: SessionHandle, raw: bytes) -> SessionData:
         tokens = Tokens.from_json(open_sealed(handle.secret, doc["sealed"], handle.key.encode()),
                                   doc.get("exp"), doc.get("rat"))
         return SessionData(doc["sub"], doc.get("sid"), doc.get("claims", {}),
-                           float(doc["created"]), float(doc["abs"]), doc["logout"], tokens)
-    except (SealBroken, ValueError, KeyError) as exc:
+                           float(doc["created"]), float(doc["abs"]), doc["logout"], tokens,
+                           exchanged=_exchanged(handle, doc.get("xt")))
+    except (SealBroken, ValueError, KeyError, TypeError) as exc:
         raise RecordUnreadable(type(exc).__name__) from None

@@ -18,12 +18,21 @@ class ClientTokenSource(Protocol):
         ...
 
 
+class ExchangeTokenSource(Protocol):
+    async def token(self, route: str, session: LoadedSession) -> str:
+        """The token exchanged (RFC 8693) for ``session``'s fresh access token, for the
+        route of prefix ``route`` (tokens/exchange.py)."""
+        ...
+
+
 class RouteTokens:
     """One branch per token mode (config validation admits only these)."""
 
     def __init__(self, user: UserTokens, client: ClientTokenSource | None = None, *,
-                 dpop: DpopProver | None = None) -> None:
+                 dpop: DpopProver | None = None,
+                 exchange: ExchangeTokenSource | None = None) -> None:
         self._user, self._client, self._dpop = user, client, dpop
+        self._exchange = exchange
 
     async def for_route(self, route: Route, session: LoadedSession | None) -> RouteCredential | None:
         """The credential for ``route`` (None: send no Authorization). ``session`` is the
@@ -37,6 +46,9 @@ class RouteTokens:
             return await self._user_credential(session)
         if mode in ("client", "user_or_client"):
             return RouteCredential("Bearer", await self._client_source().token(route.prefix))
+        if mode == "exchange" and session is not None and self._exchange is not None:
+            fresh = await self._user.fresh(session)  # the subject token: the refreshed one
+            return RouteCredential("Bearer", await self._exchange.token(route.prefix, fresh))
         msg = f"token mode {mode!r} has no credential source"
         raise NotImplementedError(msg)
 

@@ -19,13 +19,18 @@ class UserTokens:
         """The session's access token (refreshed when due), or the refusal its refresh
         outcome calls for. The refresh coordinator decides (expiry included) and reports;
         this only answers."""
+        return (await self.fresh(session)).data.tokens.access_token
+
+    async def fresh(self, session: LoadedSession) -> LoadedSession:
+        """The session as refreshed when due (its access token usable), or the refusal its
+        refresh outcome calls for (the exchange routes exchange that session's token)."""
         outcome = await self._refresher.ensure_fresh(session)
         match outcome:
             case Fresh(session=s) | Refreshed(session=s):
-                return s.data.tokens.access_token
+                return s
             case Unavailable(session=s, usable=usable):
                 if usable:  # the IdP is away but the access token still valid: carry on
-                    return s.data.tokens.access_token
+                    return s
                 raise IdentityProviderUnavailable(reason="refresh_unavailable")
             case Ended(reason=reason):
                 raise SessionEnded(reason=reason, login_url=self._login_url)
