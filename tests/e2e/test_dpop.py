@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from support.browser import Browser
-from support.dpop_upstream import ProofVerifier, dpop_request
+from support.dpop_upstream import DpopIdp, ProofVerifier, dpop_request
 from support.e2e import CLIENT_ID, CLIENT_SECRET, COOKIE_KEY, client_meta, login, read_session_tokens
 from support.gateway import GatewayProcess, gateway_config, new_ports
-from support.idp import OidcProviderProcess
 from support.redis import RedisServer
 from support.secrets_scan import remember
 from support.upstream import EchoUpstream
@@ -26,22 +25,48 @@ pytestmark = pytest.mark.e2e
 TOKEN_TTL = 10  # seconds: the refresh test waits for the refresh point
 
 
-class DpopIdp(OidcProviderProcess):
-    """The test OP with IDP_CONFIG.dpop_require_nonce set as asked."""
+class NonceUpstream(EchoUpstream):
+    """A resource server that wants its own DPoP nonce (RFC 9449 9) on /nonce-api: a proof
+    without it gets 401 use_dpop_nonce with a DPoP-Nonce header; every answer carries it."""
 
-    def __init__(self, *args: Any, require_nonce: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.require_nonce = require_nonce
+    NONCE = "upstream-nonce-1"
 
-    def _config(self) -> str:
-        doc = json.loads(super()._config())
-        doc["dpop_require_nonce"] = self.require_nonce
-        return json.dumps(doc)
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or "/nonce-api" not in scope["path"]:
+            await super().app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        record = {"method": scope["method"], "path": scope["path"],
+                  "headers": [[k, v] for k, v in headers.items()]}
+        self.seen.append(record)
+        proof = headers.get("dpop", "")
+        ok = bool(proof) and _claims(proof).get("nonce") == self.NONCE
+        status = 200 if ok else 401
+        extra = [] if ok else [(b"www-authenticate", b'DPoP error="use_dpop_nonce"')]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"dpop-nonce", self.NONCE.encode()), *extra]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _claims(proof: str) -> dict[str, Any]:
+    import base64
+
+    seg = proof.split(".")[1]
+    doc: dict[str, Any] = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
+    return doc
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[NonceUpstream]:
+    up = NonceUpstream().start()
+    yield up
+    up.stop()
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["no-nonce", "nonce"])
 def stack(request: pytest.FixtureRequest, redis_server: RedisServer,
-          upstream: EchoUpstream) -> Iterator[tuple[GatewayProcess, DpopIdp]]:
+          upstream: NonceUpstream) -> Iterator[tuple[GatewayProcess, DpopIdp]]:
     port, admin = new_ports()
     # dpop_bound_access_tokens: the OP refuses this client any token without a proof
     meta = dict(client_meta(port), dpop_bound_access_tokens=True)
@@ -118,5 +143,26 @@ async def test_dpop_bound_tokens_proxied_call_and_refresh(stack, redis_server, u
             codes = [t["status"] for t in stats.json()["token_requests"]
                      if t["grant_type"] == "authorization_code"]
             assert codes[:2] == [400, 200], codes
+    finally:
+        await browser.aclose()
+
+
+async def test_upstream_nonce_is_used_on_the_next_request(stack, upstream, idp_client) -> None:
+    """An upstream's DPoP-Nonce is kept for that upstream: its 401 use_dpop_nonce reaches
+    the browser (the request is not replayed), the next request's proof carries the nonce."""
+    gw, _op = stack
+    browser = Browser(gw.url)
+    try:
+        assert (await login(browser, idp_client)).status_code == 302
+        # whether this first call already has the nonce depends on an earlier test's
+        # calls in this module (the nonce is the gateway's, per upstream): either way ...
+        await browser.api("GET", "/api/nonce-api/1")
+        # ... from now on every proof to this upstream carries it
+        got = await browser.api("GET", "/api/nonce-api/2")
+        assert got.status_code == 200, got.text
+        token, proof = dpop_request(upstream.last_for("/nonce-api/2"))
+        checked = ProofVerifier().verify(proof, method="GET", url=upstream.url + "/api/nonce-api/2",
+                                         access_token=token, nonce=NonceUpstream.NONCE)
+        assert checked.claims["nonce"] == NonceUpstream.NONCE
     finally:
         await browser.aclose()

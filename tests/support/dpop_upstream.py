@@ -14,6 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from bffgate.oidc.dpop import PROOF_TYPE, ath, htu
+from support.idp import OidcProviderProcess
 from support.secrets_scan import remember
 from support.upstream import header_values
 
@@ -98,3 +99,18 @@ def dpop_request(record: dict[str, Any]) -> tuple[str, str]:
     token = auth[0][len("DPoP "):]
     remember("access_token", token)
     return token, proofs[0]
+
+
+class DpopIdp(OidcProviderProcess):
+    """The test OP with IDP_CONFIG.dpop_require_nonce set as asked."""
+
+    def __init__(self, *args: Any, require_nonce: bool = False, enabled: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.require_nonce, self.enabled = require_nonce, enabled
+
+    def _config(self) -> str:
+        doc = json.loads(super()._config())
+        doc["dpop_require_nonce"] = self.require_nonce
+        doc["dpop"] = self.enabled
+        return json.dumps(doc)

@@ -46,6 +46,7 @@ from bffgate.proxy.headers import (
 from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
 from bffgate.session.model import LoadedSession
 from bffgate.tokens.credential import authorization_headers
+from bffgate.tokens.dpop import upstream_answered
 from bffgate.tokens.modes import SessionUse, needs_csrf, session_use
 from bffgate.tokens.route_tokens import RouteTokens
 
@@ -179,6 +180,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
     except UpstreamUnavailable as exc:
         deps.metrics.upstream_errors.labels(route.prefix, exc.reason).inc()
         raise
+    upstream_answered(credential, url, resp.headers)  # DPoP: keep the upstream's nonce
     watch: ClientWatch | None = None
     streaming = False
     try:

@@ -33,9 +33,12 @@ def user_credential(access_token: str, tokens: Tokens,
                            ProofSigner(DpopKey.from_secret(tokens.dpop_key), prover))
 
 
-def dpop_headers(credential: RouteCredential, method: str, url: str) -> list[tuple[bytes, bytes]]:
-    signer = credential.proof_key
-    if not isinstance(signer, ProofSigner):
-        msg = "a DPoP credential without its proof key"
-        raise TypeError(msg)
-    return signer.headers(credential.token, method, url)
+def upstream_answered(credential: RouteCredential | None, url: str,
+                      headers: list[tuple[bytes, bytes]]) -> None:
+    """Keep the nonce an upstream gave with its answer (RFC 9449 9: ``DPoP-Nonce``), so the
+    next proof to that upstream carries it. The request itself is not sent again."""
+    if credential is None or not isinstance(credential.proof_key, ProofSigner):
+        return
+    for name, value in headers:
+        if name.lower() == b"dpop-nonce":
+            credential.proof_key.prover.nonces.remember(url, value.decode("latin-1"))
