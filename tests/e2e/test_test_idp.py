@@ -191,7 +191,7 @@ async def test_login_code_exchange_refresh_rotation_and_introspection(
 
     idp.reset_stats()
     assert idp.stats() == {"token_requests": [], "refresh_grants": 0, "refresh_success": 0,
-                           "revocations": []}
+                           "revocations": [], "token_exchanges": []}
 
     # Back-channel logout reaches a receiver on 127.0.0.1 (loopback allowed for this OP).
     sent = idp.send_backchannel_logout("alice", sid=claims["sid"])

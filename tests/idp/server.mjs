@@ -293,9 +293,11 @@ async function loopbackOnlyFetch(url, options) {
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-const exchangeConfig = config.token_exchange ?? {};
+// IDP_CONFIG.token_exchange = false: no such grant at all (not in grant_types_supported).
+const exchangeEnabled = config.token_exchange !== false;
+const exchangeConfig = exchangeEnabled ? (config.token_exchange ?? {}) : {};
 if (exchangeConfig === null || typeof exchangeConfig !== 'object' || Array.isArray(exchangeConfig)) {
-  fail('IDP_CONFIG.token_exchange must be an object');
+  fail('IDP_CONFIG.token_exchange must be an object or false');
 }
 const exchangeAudiences = new Map(Object.entries(exchangeConfig.audiences ?? {}));
 for (const [audience, scopes] of exchangeAudiences) {
@@ -392,6 +394,7 @@ async function exchangeSubjectToken(ctx) {
 }
 
 function registerTokenExchange(op) {
+  if (!exchangeEnabled) return;
   op.registerGrantType(TOKEN_EXCHANGE, tokenExchangeGrant, [
     'subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource',
     'scope', 'actor_token', 'actor_token_type',
