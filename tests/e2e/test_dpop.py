@@ -17,7 +17,6 @@ from support.dpop_upstream import DpopIdp, ProofVerifier, dpop_request
 from support.e2e import CLIENT_ID, CLIENT_SECRET, COOKIE_KEY, client_meta, login, read_session_tokens
 from support.gateway import GatewayProcess, gateway_config, new_ports
 from support.redis import RedisServer
-from support.secrets_scan import remember
 from support.upstream import EchoUpstream
 
 pytestmark = pytest.mark.e2e
@@ -106,9 +105,7 @@ async def test_dpop_bound_tokens_proxied_call_and_refresh(stack, redis_server, u
         assert resp.status_code == 302, resp.text
         cookie = browser.cookie("__Host-bffgate")
         stored = read_session_tokens(redis_server.url, cookie, prefix=f"dpop{gw.port}:")
-        dk = stored["tokens"]["dk"]
-        remember("dpop_private_key", dk)
-        remember("dpop_private_key.d", json.loads(dk)["d"])
+        dk = stored["tokens"]["dk"]  # read_session_tokens registers it with the secret scan
         assert stored["tokens"]["tt"] == "DPoP"
         assert dk not in json.dumps(stored["record"])  # sealed: not in the plain part
         from bffgate.oidc.dpop import DpopKey

@@ -52,6 +52,9 @@ def read_session_tokens(redis_url: str, cookie_value: str, prefix: str = "bffgat
     remember("access_token", tokens["at"])
     remember("refresh_token", tokens.get("rt"))
     remember("id_token", tokens.get("it"))
+    if tokens.get("dk"):  # oidc.dpop: the session's private key (a JWK) and its private part
+        remember("dpop_private_key", tokens["dk"])
+        remember("dpop_private_key.d", json.loads(tokens["dk"]).get("d"))
     return {"record": doc, "tokens": tokens, "key": handle.key}
 
 
