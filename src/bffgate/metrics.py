@@ -44,6 +44,9 @@ class Metrics:
             "bffgate_client_token", "Client-credentials tokens of token = client | "
             "user_or_client routes, per request by outcome: cached, issued, failed",
             ["route", "outcome"], registry=r)
+        self.dpop_nonce_retries = Counter(
+            "bffgate_dpop_nonce_retries", "DPoP token requests sent again with the IdP's "
+            "nonce (use_dpop_nonce)", registry=r)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -122,7 +122,7 @@ class DpopNonces:
     def __init__(self, max_servers: int = _MAX_SERVERS) -> None:
         self._nonces: OrderedDict[str, str] = OrderedDict()
         self._max = max_servers
-        self.retries = 0  # use_dpop_nonce retries made (a metric reads it)
+        self.retries = 0  # use_dpop_nonce retries made
 
     def get(self, url: str) -> str | None:
         return self._nonces.get(_origin(url))
@@ -158,6 +158,7 @@ class DpopProver:
     def __init__(self, clock: Clock, nonces: DpopNonces | None = None) -> None:
         self._clock = clock
         self.nonces = nonces or DpopNonces()
+        self.on_retry: Callable[[], None] = lambda: None  # the gateway counts them (metrics)
 
     def proof(self, key: DpopKey, method: str, url: str, access_token: str | None = None) -> str:
         return key.proof(method, url, now=self._clock.now(), access_token=access_token,
@@ -170,6 +171,7 @@ class DpopProver:
         self.nonces.remember(url, nonce)
         if asks_for_nonce(resp.status_code, _error_code(resp), nonce):
             self.nonces.retries += 1
+            self.on_retry()
             resp = await send(self.proof(key, method, url))
             self.nonces.remember(url, resp.headers.get(NONCE_HEADER))
         return resp

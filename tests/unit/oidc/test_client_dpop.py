@@ -89,10 +89,12 @@ async def test_refresh_proves_with_the_sessions_key() -> None:
 async def test_nonce_retry_on_the_token_endpoint() -> None:
     idp = DpopIdP(algs=["ES256"], nonce="srv-nonce")
     client = _client(idp)
+    counted: list[int] = []
+    client.dpop.on_retry = lambda: counted.append(1)
     tokens = await client.exchange_code("code", "v" * 43)
     assert tokens.token_type == "DPoP"
     assert [p and _claims(p).get("nonce") for p in idp.proofs] == [None, "srv-nonce"]
-    assert client.dpop.nonces.retries == 1
+    assert client.dpop.nonces.retries == 1 and counted == [1]
 
 
 async def test_bearer_answer_to_a_proof_is_kept_as_bearer() -> None:
