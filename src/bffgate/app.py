@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from bffgate import logs
 from bffgate.clock import Clock, SystemClock
-from bffgate.config import Settings
+from bffgate.config import ConfigError, Settings
 from bffgate.crypto.cookie_codec import CookieCodec
 from bffgate.edge.admission import Admission
 from bffgate.edge.boundary import ProblemBoundary
@@ -45,6 +45,10 @@ from bffgate.session.service import SessionService
 from bffgate.store.base import SessionStore
 from bffgate.store.memory import MemoryStore
 from bffgate.store.redis import RedisStore, create_redis_client
+from bffgate.tokens.client import ClientTokens, OidcClientGrant, client_requests
+from bffgate.tokens.client_cache import SharedTokenCache
+from bffgate.tokens.exchange import ExchangeTokens, OidcExchanger, exchange_requests
+from bffgate.tokens.provider_support import provider_problems
 from bffgate.tokens.route_tokens import RouteTokens
 from bffgate.tokens.user import UserTokens
 
@@ -98,6 +102,7 @@ class Gateway:
             clock_skew=s.oidc.clock_skew, use_par=s.oidc.use_par,
             extra_auth_params=dict(s.oidc.extra_auth_params), dpop=s.oidc.dpop)
         self.oidc = OidcClient(rp, self.idp_http, self.discovery, self.clock)
+        self.oidc.dpop.on_retry = self.metrics.dpop_nonce_retries.inc  # DPoP nonce retries
         self.sessions = SessionService(
             self.store, CookieCodec([k.get() for k in s.cookie.secret_keys],
                                     [k.get() for k in s.cookie.verify_keys]), self.clock,
@@ -108,8 +113,17 @@ class Gateway:
                                             OidcRefresher(self.oidc),
                                             observer=RefreshReport(self.metrics))
         self.routes = _routes(s)
-        self.route_tokens = RouteTokens(UserTokens(self.refresher, login_url=LOGIN_URL),
-                                        dpop=self.oidc.dpop if s.oidc.dpop else None)
+        exchange = ExchangeTokens(exchange_requests(s.routes), OidcExchanger(self.oidc),
+                                  self.sessions, self.store, self.clock, self.metrics,
+                                  login_url=LOGIN_URL, renew_ahead=s.session.refresh_ahead)
+        clients = client_requests(s.routes, s.oidc.issuer, s.oidc.client_id)
+        client = ClientTokens(
+            clients, OidcClientGrant(self.oidc),
+            SharedTokenCache(self.store, [k.get() for k in s.cookie.secret_keys]),
+            self.store, self.clock, self.metrics) if clients else None
+        self.route_tokens = RouteTokens(UserTokens(self.refresher, login_url=LOGIN_URL), client,
+                                        dpop=self.oidc.dpop if s.oidc.dpop else None,
+                                        exchange=exchange)
         self._upstream_factory = upstream_factory or AiohttpUpstream
         self.upstreams: dict[str, UpstreamClient] = {}
         cookies = CookieWriter(s.cookie.name, s.login_cookie_name, s.cookie.same_site,
@@ -160,18 +174,24 @@ class Gateway:
                               TrustedProxies(()))
 
     async def start(self, *, warm_idp: bool = True) -> None:
-        """Create the upstream pools (one per upstream origin) and warm the IdP metadata."""
+        """Create the upstream pools (one per upstream origin) and warm the IdP metadata;
+        ConfigError when a route's token mode needs a grant the IdP does not advertise."""
         for r in self.routes.routes:
             if r.upstream_origin not in self.upstreams:
                 self.upstreams[r.upstream_origin] = self._upstream_factory()
         if not warm_idp:
             return
         try:
-            await self.discovery.metadata()
+            meta = await self.discovery.metadata()
         except OidcError as exc:
             # Not fatal: /readyz reports it and logins retry; the IdP may come up later.
             logs.get_logger().warning("idp.metadata_unavailable", reason=exc.reason,
                                       detail=str(exc))
+            return
+        # What the static rules can't see: a route token mode the IdP has no grant for.
+        problems = provider_problems(self.settings, meta)
+        if problems:
+            raise ConfigError(problems)
 
     async def stop(self) -> None:
         for client in self.upstreams.values():

@@ -100,7 +100,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         gw = Gateway(settings)
-        await gw.start()
+        try:
+            await gw.start()
+        except ConfigError:  # a check that needs the IdP's metadata (route token modes)
+            await gw.stop()
+            raise
         apps: list[tuple[Any, str]] = [(gw.public, settings.server.listen)]
         if settings.server.admin_listen:
             apps.append((gw.admin, settings.server.admin_listen))
@@ -123,7 +127,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return f"pick another in {key} (or {env_override_name(*key.split('.'))})"
 
     def serve() -> int:
-        run(main())
+        try:
+            run(main())
+        except ConfigError as exc:
+            print(_config_failure(exc), file=sys.stderr)
+            return 1
         return 0
 
     return _serve_or_exit(listeners, hint, serve)

@@ -174,7 +174,7 @@ def routes(s: Settings) -> Problems:
             yield f"{key}.upstream", f"must be an http(s) URL without query; got {r.upstream!r}"
         if r.timeout <= 0:
             yield f"{key}.timeout", "must be positive"
-        yield from _route_token(key, r)
+        yield from _route_token(key, r, s.oidc.client_auth)
         if r.websocket:
             yield f"{key}.websocket", "websocket proxying is not supported yet"
         yield from _methods(f"{key}.methods", r.methods)
@@ -182,15 +182,15 @@ def routes(s: Settings) -> Problems:
 
 # The token modes that ask the IdP for a token of their own (scope, audience, resource).
 _REQUESTING_MODES = frozenset({"client", "user_or_client", "exchange"})
-_NOT_YET = frozenset({"client", "user_or_client", "exchange"})
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
 
 
-def _route_token(key: str, r: RouteSettings) -> Problems:
+def _route_token(key: str, r: RouteSettings, client_auth: str) -> Problems:
     """A route's token mode and what it asks for: a request setting on a mode that sends
     none would be silently ignored, so it is refused."""
-    if r.token in _NOT_YET:
-        yield f"{key}.token", f"{r.token!r} is not supported yet"
+    if r.token in ("client", "user_or_client") and client_auth == "none":
+        yield f"{key}.token", (f"{r.token!r} needs a confidential client (client credentials "
+                               "are the client's own): oidc.client_auth = none has none")
     if r.token not in _REQUESTING_MODES:
         for name in ("scope", "audience", "resource"):
             if getattr(r, name):
@@ -206,6 +206,11 @@ def _route_token(key: str, r: RouteSettings) -> Problems:
                                       f"(RFC 8707); got {r.resource!r}")
     if r.audience and not r.audience.isprintable():
         yield f"{key}.audience", "must be printable text"
+    if r.token == "exchange" and not (r.audience or r.resource):
+        # RFC 8693 lets an IdP pick a default target; a token for an unstated audience
+        # would reach the upstream by guess, so the route must name one.
+        yield f"{key}.audience", ("token = exchange needs audience or resource (what the "
+                                  "user's token is exchanged for)")
 
 
 def _listen(key: str, value: str) -> Problems:

@@ -185,6 +185,11 @@ def test_insecure_host_cookie_on_public_origin_reports_both_rules() -> None:
         pytest.param({"redis": {"url": "rediss://:pw@redis:6380/0"}}, id="redis-tls"),
         pytest.param({"routes": []}, id="no-routes"),
         pytest.param({"routes": [route(prefix="/bffx")]}, id="bff-lookalike-prefix"),
+        pytest.param({"routes": [route(token="client", scope=["orders:read", "orders:write"],
+                                       audience="orders-api",
+                                       resource="https://orders.test/api")]},
+                     id="client-route"),
+        pytest.param({"routes": [route(token="user_or_client")]}, id="user-or-client-route"),
     ],
 )
 def test_sensible_configs_are_accepted(changes: dict[str, Any]) -> None:
@@ -239,13 +244,20 @@ def test_sensible_configs_are_accepted(changes: dict[str, Any]) -> None:
                      ["routes[0].scope: only used with token = client, user_or_client or "
                       "exchange (this route has token = user)"], id="scope-on-user-route"),
         pytest.param([route(token="client", resource="orders")],
-                     ["routes[0].token: 'client' is not supported yet",
-                      "routes[0].resource: must be an absolute URI without a fragment "
+                     ["routes[0].resource: must be an absolute URI without a fragment "
                       "(RFC 8707); got 'orders'"], id="resource-not-absolute"),
+        pytest.param([route(token="client", resource="https://orders.test/#x")],
+                     ["routes[0].resource: must be an absolute URI without a fragment "
+                      "(RFC 8707); got 'https://orders.test/#x'"], id="resource-fragment"),
         pytest.param([route(token="client", scope=["a b"])],
-                     ["routes[0].token: 'client' is not supported yet",
-                      "routes[0].scope: not a scope token (RFC 6749 3.3): 'a b'"],
+                     ["routes[0].scope: not a scope token (RFC 6749 3.3): 'a b'"],
                      id="scope-not-a-token"),
+        pytest.param([route(token="user_or_client", scope=['a"b'])],
+                     ["routes[0].scope: not a scope token (RFC 6749 3.3): 'a\"b'"],
+                     id="scope-quote"),
+        pytest.param([route(token="none", audience="https://orders.test")],
+                     ["routes[0].audience: only used with token = client, user_or_client or "
+                      "exchange (this route has token = none)"], id="audience-on-none-route"),
         pytest.param([route(websocket=True)],
                      ["routes[0].websocket: websocket proxying is not supported yet"],
                      id="websocket"),
@@ -256,3 +268,13 @@ def test_sensible_configs_are_accepted(changes: dict[str, Any]) -> None:
 def test_route_rules(routes: Any, expected: list[str]) -> None:
     """Route problems name the route by index."""
     assert problems({"routes": routes}) == expected
+
+
+@pytest.mark.parametrize("mode", ["client", "user_or_client"])
+def test_a_client_token_route_needs_a_confidential_client(mode: str) -> None:
+    """Client credentials are the client's own: a public client (client_auth = none) has
+    none to present, so the route could never get a token."""
+    assert problems({"oidc": {"client_auth": "none", "client_secret": ""},
+                     "routes": [route(token=mode)]}) == [
+        f"routes[0].token: '{mode}' needs a confidential client (client credentials are the "
+        "client's own): oidc.client_auth = none has none"]
