@@ -7,6 +7,8 @@ gateway. Every client token seen is registered with the suite's secret scan."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from bffgate.crypto.sealing import open_sealed
 from support.browser import Browser
 from support.e2e import CLIENT_SECRET, COOKIE_KEY, login, read_session_tokens
 from support.gateway import ADMIN_TOKEN, GatewayProcess, child_env, gateway_config, write_toml
@@ -117,6 +120,24 @@ def _bearer(record: dict[str, Any]) -> str:
     return token
 
 
+def _opened(redis_url: str) -> set[str]:
+    """Every client token in the shared cache, opened as only the gateway could (the key
+    derived from the cookie secret key), and registered with the secret scan."""
+    secret = hmac.new(COOKIE_KEY.encode(), b"bffgate client-token cache v1",
+                      hashlib.sha256).digest()
+    r = redis.Redis.from_url(redis_url)
+    try:
+        found = set()
+        for key in r.scan_iter("bffgate:ct:*"):
+            cache_key = key.decode().removeprefix("bffgate:ct:{").removesuffix("}")
+            doc = json.loads(open_sealed(secret, r.get(key).decode(), cache_key.encode()))
+            remember("access_token (client)", doc["at"])
+            found.add(doc["at"])
+        return found
+    finally:
+        r.close()
+
+
 def _grants(op: OidcProviderProcess) -> list[dict[str, Any]]:
     return [r for r in op.stats()["token_requests"] if r["grant_type"] == "client_credentials"]
 
@@ -162,6 +183,7 @@ async def test_a_client_route_sends_a_client_token_for_its_scope_and_resource(
         r.close()
     assert len(blobs) == 3
     assert not any(t.encode() in blob for blob in blobs for t in (orders_at, aud_at, reports_at))
+    assert _opened(cluster["redis"].url) == {orders_at, aud_at, reports_at}
     assert not scan([gw.log_path for gw in gws])
 
 
