@@ -28,7 +28,12 @@ from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.clock import Clock
 from bffgate.config.model import RouteSettings
-from bffgate.errors import GatewayError, IdentityProviderUnavailable, RouteTokenUnavailable
+from bffgate.errors import (
+    GatewayError,
+    IdentityProviderUnavailable,
+    RouteTokenUnavailable,
+    StoreUnavailable,
+)
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, TokenResponse
 from bffgate.oidc.client_credentials import client_credentials
@@ -118,7 +123,8 @@ class ClientTokens:
             if found is not None:  # another replica put one while we waited for the lock
                 return found, False
             token = await self._issue(route, request)
-            await self._shared.put(key, token, self._clock.now())
+            with contextlib.suppress(StoreUnavailable):  # the token is good: kept in process
+                await self._shared.put(key, token, self._clock.now())
             return token, True
         finally:
             renew.cancel()

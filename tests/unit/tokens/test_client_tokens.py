@@ -11,7 +11,7 @@ import pytest
 
 from bffgate import audit
 from bffgate.clock import FrozenClock
-from bffgate.errors import IdentityProviderUnavailable, RouteTokenUnavailable
+from bffgate.errors import IdentityProviderUnavailable, RouteTokenUnavailable, StoreUnavailable
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import TokenResponse
 from bffgate.oidc.errors import ProviderUnavailable, TokenRejected
@@ -184,3 +184,17 @@ async def test_issuing_is_audited_once_without_the_token(clock: FrozenClock) -> 
         await tokens.token("/orders")
     assert seen == [("token.client_issued", {"route": "/orders", "expires_in": 120})]
     assert "client-at-1" not in json.dumps([f for _, f in seen])
+
+
+async def test_a_token_the_store_could_not_keep_is_still_used(clock: FrozenClock) -> None:
+    """The grant succeeded but the shared cache write failed: this process uses (and keeps)
+    the token rather than answering 503 and granting again."""
+
+    class FailingPut(MemoryStore):
+        async def put_cached_token(self, key: str, blob: bytes, ttl_ms: int) -> None:
+            raise StoreUnavailable(reason="redis_error")
+
+    store, grant = FailingPut(clock), FakeGrant(clock)
+    tokens = _tokens(store, grant, clock)
+    assert await tokens.token("/orders") == "client-at-1"
+    assert await tokens.token("/orders") == "client-at-1" and len(grant.calls) == 1
