@@ -6,6 +6,7 @@ a refresh is proved with the same key and keeps the binding."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from support.browser import Browser
 from support.dpop_upstream import DpopIdp, ProofVerifier, dpop_request
 from support.e2e import CLIENT_ID, CLIENT_SECRET, COOKIE_KEY, client_meta, login, read_session_tokens
-from support.gateway import GatewayProcess, gateway_config, new_ports
+from support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_config, new_ports
 from support.redis import RedisServer
 from support.upstream import EchoUpstream
 
@@ -135,11 +136,22 @@ async def test_dpop_bound_tokens_proxied_call_and_refresh(stack, redis_server, u
         refreshes = [t for t in stats.json()["token_requests"]
                      if t["grant_type"] == "refresh_token"]
         assert refreshes and refreshes[-1]["status"] == 200
+        # Logout revokes the DPoP-bound refresh token at the IdP; the bound token is dead.
+        user = (await browser.api("GET", "/bff/user")).json()
+        out = await browser.get(user["logout_url"])
+        assert out.status_code == 302
+        rt_hash = hashlib.sha256(refreshed["tokens"]["rt"].encode()).hexdigest()
+        assert [r["status"] for r in op.stats()["revocations"]
+                if r["token_sha256"] == rt_hash] == [200]
+        assert op.introspect(second, CLIENT_ID, CLIENT_SECRET)["active"] is False
         if op.require_nonce:
             # the first token request was told use_dpop_nonce, then retried with the nonce
             codes = [t["status"] for t in stats.json()["token_requests"]
                      if t["grant_type"] == "authorization_code"]
             assert codes[:2] == [400, 200], codes
+            metrics = await idp_client.get(gw.admin_url + "/metrics",
+                                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert "bffgate_dpop_nonce_retries_total 1.0" in metrics.text
     finally:
         await browser.aclose()
 
