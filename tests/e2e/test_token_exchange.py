@@ -22,6 +22,7 @@ import pytest
 
 from bffgate.crypto.cookie_codec import CookieCodec
 from bffgate.crypto.sealing import open_sealed
+from bffgate.tokens.exchange import FAILURE_HOLD_SECONDS
 from support.browser import Browser
 from support.e2e import (
     CLIENT_ID,
@@ -216,6 +217,27 @@ async def test_an_unknown_audience_is_a_403_and_the_session_lives_on(cluster) ->
         ("/nowhere", "refused:invalid_target")]
 
 
+async def test_a_user_token_the_idp_revoked_is_a_403_and_the_session_lives_on(
+        cluster) -> None:
+    """The subject token is no longer active at the IdP (revoked there): invalid_grant,
+    a 403 exchange-refused for the route; the gateway ends no session for it."""
+    op, gws = cluster["op"], cluster["gateways"]
+    b, _, first = await _browser(cluster)
+    op.revoke(first["tokens"]["at"], CLIENT, CLIENT_SECRET, "access_token")
+    op.reset_stats()
+    try:
+        r = await b.api("GET", f"{gws[2].url}/orders/revoked")
+        assert r.status_code == 403
+        assert r.json()["type"].endswith("/exchange-refused")
+        assert "invalid_grant" in r.json()["detail"]
+        assert (await b.api("GET", f"{gws[0].url}/bff/user")).status_code == 200
+    finally:
+        await b.aclose()
+    assert [e["error"] for e in op.stats()["token_exchanges"]] == ["invalid_grant"]
+    reasons = [e["reason"] for gw in gws for e in gw.audit("token.exchange_failed")]
+    assert "refused:invalid_grant" in reasons
+
+
 async def test_a_burst_over_three_replicas_makes_one_exchange_grant(cluster, upstream) -> None:
     """300 concurrent calls on /orders, 100 per replica, one fresh session: all 200, one
     token for all of them, exactly one exchange grant at the IdP."""
@@ -282,6 +304,7 @@ async def test_the_idp_away_is_a_503_then_the_route_recovers(cluster) -> None:
                     ).status_code == 200
     finally:
         op.start()
+    await asyncio.sleep(FAILURE_HOLD_SECONDS)  # a failure is answered again that long
     async with httpx.AsyncClient(trust_env=False, timeout=30) as c:
         r = await c.get(f"{gws[2].url}/orders/idp-back", headers=_headers(cookie))
         assert r.status_code == 200, r.text

@@ -12,7 +12,9 @@ make a refresh lose its own compare-and-set (a rotated refresh token would be lo
 
 Refusals stay with the route, the session lives on: an OAuth error answer (``invalid_grant``:
 the subject token is not active; ``invalid_target``: an audience the IdP does not serve;
-...) is a 403 ``exchange-refused``; the IdP away is a 503 with Retry-After.
+...) is a 403 ``exchange-refused``; the IdP away is a 503 with Retry-After. Either is
+answered again for FAILURE_HOLD_SECONDS without another grant (same session, route and
+user token, in this process).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ LEASE_SECONDS = 10.0  # the (session, route) lock's lease, renewed while the gra
 WAIT_SECONDS = 15.0  # how long a replica waits for another's exchange before a 503
 SAVE_WAIT_SECONDS = 5.0  # for the session's refresh lock; past it the result goes uncached
 UNKNOWN_EXPIRY_TTL = 60.0  # how long a token without a known expiry is kept
+# A failed exchange is answered again for this long without another grant (per session,
+# route and user token, in this process): a burst on a refused route stays off the IdP.
+FAILURE_HOLD_SECONDS = 2.0
 
 Outcome = Literal["exchanged", "cached", "refused", "unavailable"]
 _ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")  # an OAuth error code as it may be repeated
@@ -115,17 +120,25 @@ class ExchangeTokens:
         self._ahead, self._lease = renew_ahead, lease_seconds
         self._wait, self._save_wait = wait_seconds, save_wait_seconds
         self._inflight: dict[tuple[str, str], asyncio.Task[str]] = {}
+        # (session, route key) -> (until, subject digest, error, outcome) of a failure
+        self._held: dict[tuple[str, str], tuple[float, str, str, Outcome]] = {}
 
     async def token(self, route: str, session: LoadedSession) -> str:
         """The exchanged token for the route of prefix ``route``; ``session`` is fresh (its
         access token refreshed when due). Raises ExchangeRefused (403),
         IdentityProviderUnavailable (503) or SessionEnded (the session is gone)."""
         key = self._keys[route]
-        cached = cached_token(session, key, self._clock.now())
+        now = self._clock.now()
+        cached = cached_token(session, key, now)
         if cached is not None:
             self._count(route, "cached")
             return cached
         flight = (session.key, key)
+        held = self._held.get(flight)
+        if held is not None and now < held[0] and held[1] == subject_digest(
+                session.data.tokens.access_token):
+            self._count(route, held[3])
+            raise _error(held[2], held[3])  # audited when it happened
         task = self._inflight.get(flight)
         if task is None:
             task = asyncio.create_task(self._exchange(route, key, session))
@@ -151,7 +164,7 @@ class ExchangeTokens:
             if cached is not None:
                 self._count(route, "cached")
                 return cached
-            raise self._failed(route, session, "lock_timeout", "unavailable")
+            raise self._failed(route, key, session, "lock_timeout", "unavailable")
         renew = asyncio.create_task(self._renew(lock))
         try:
             return await self._exchange_locked(route, key, session)
@@ -172,9 +185,9 @@ class ExchangeTokens:
         try:
             answer = await self._exchanger(subject, self._requests[route])
         except TokenRejected as exc:  # a definitive OAuth answer (GrantRejected included)
-            raise self._failed(route, current, exc.error, "refused") from exc
+            raise self._failed(route, key, current, exc.error, "refused") from exc
         except OidcError as exc:  # unreachable, 5xx, temporarily_unavailable, unusable answer
-            raise self._failed(route, current, exc.reason, "unavailable") from exc
+            raise self._failed(route, key, current, exc.reason, "unavailable") from exc
         now = self._clock.now()
         entry = ExchangedToken(answer.access_token, answer.expires_at,
                                renew_point(now, answer.expires_at, self._ahead),
@@ -206,7 +219,7 @@ class ExchangeTokens:
             raise SessionEnded(reason="session_gone", login_url=self._login_url)
         return current
 
-    def _failed(self, route: str, session: LoadedSession, error: str,
+    def _failed(self, route: str, key: str, session: LoadedSession, error: str,
                 outcome: Outcome) -> ExchangeRefused | IdentityProviderUnavailable:
         # The code comes from the IdP: repeated (audit, problem detail) only if it is one.
         error = error if _ERROR_CODE.fullmatch(error) else "other"
@@ -214,14 +227,23 @@ class ExchangeTokens:
         audit.emit(AuditEvent.TOKEN_EXCHANGE_FAILED, level="warning", route=route,
                    reason=f"{outcome}:{error}", session=session.handle.short,
                    sub=session.data.sub)
-        if outcome == "refused":
-            return ExchangeRefused(f"The identity provider refused a token for this route "
-                                   f"({error})", reason=f"exchange_refused:{error}",
-                                   audited=True)
-        return IdentityProviderUnavailable(reason=f"exchange_unavailable:{error}", audited=True)
+        now = self._clock.now()
+        if len(self._held) >= 10_000:  # bounded: drop what is over
+            self._held = {k: v for k, v in self._held.items() if v[0] > now}
+        self._held[(session.key, key)] = (
+            now + FAILURE_HOLD_SECONDS, subject_digest(session.data.tokens.access_token),
+            error, outcome)
+        return _error(error, outcome)
 
     async def _renew(self, lock: StoreLock) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
             with contextlib.suppress(Exception):
                 await lock.extend()
+
+
+def _error(error: str, outcome: Outcome) -> ExchangeRefused | IdentityProviderUnavailable:
+    if outcome == "refused":
+        return ExchangeRefused(f"The identity provider refused a token for this route "
+                               f"({error})", reason=f"exchange_refused:{error}", audited=True)
+    return IdentityProviderUnavailable(reason=f"exchange_unavailable:{error}", audited=True)

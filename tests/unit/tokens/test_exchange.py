@@ -22,6 +22,7 @@ from bffgate.session.service import SessionService
 from bffgate.store.memory import MemoryStore
 from bffgate.tokens.credential import TokenRequest
 from bffgate.tokens.exchange import (
+    FAILURE_HOLD_SECONDS,
     UNKNOWN_EXPIRY_TTL,
     ExchangeTokens,
     cache_key,
@@ -291,3 +292,43 @@ def test_renew_point() -> None:
     assert renew_point(1000.0, 1100.0, 10) == 1090.0
     assert renew_point(1000.0, 1010.0, 60) == 1005.0  # never before half its life
     assert renew_point(1000.0, None, 10) == 1000.0 + UNKNOWN_EXPIRY_TTL
+
+
+async def test_a_failure_is_answered_again_for_a_moment_without_a_grant(
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """A burst on a refused route stays off the IdP: for FAILURE_HOLD_SECONDS the same
+    session, route and user token get the same answer (counted, audited once)."""
+    s = await world.session()
+
+    async def refuse(subject: str, request: TokenRequest) -> TokenResponse:
+        raise TokenRejected("invalid_target", "")
+
+    world.grant = refuse
+    tokens = world.tokens()
+    for _ in range(3):
+        with pytest.raises(ExchangeRefused) as caught:
+            await tokens.token("/orders", s)
+        assert caught.value.reason == "exchange_refused:invalid_target"
+    assert len(world.grants) == 1 and world.count("/orders", "refused") == 3
+    assert capsys.readouterr().out.count(AuditEvent.TOKEN_EXCHANGE_FAILED.value) == 1
+    world.clock.advance(FAILURE_HOLD_SECONDS)
+    with pytest.raises(ExchangeRefused):
+        await tokens.token("/orders", s)
+    assert len(world.grants) == 2
+
+
+async def test_a_held_failure_does_not_outlive_the_user_token(world: World) -> None:
+    s = await world.session()
+
+    async def down(subject: str, request: TokenRequest) -> TokenResponse:
+        raise ProviderUnavailable("connect")
+
+    world.grant = down
+    tokens = world.tokens()
+    with pytest.raises(IdentityProviderUnavailable):
+        await tokens.token("/orders", s)
+    refreshed = await world.svc.replace_tokens(await world.reload(s), NewTokens(
+        "at-1", "rt-1", None, world.clock.now() + 600))
+    assert refreshed is not None
+    world.grant = world._issue
+    assert (await tokens.token("/orders", refreshed)).startswith("xt-2")  # at once
