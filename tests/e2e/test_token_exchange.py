@@ -339,7 +339,8 @@ def test_startup_refuses_an_exchange_route_on_an_idp_without_the_grant(
         done = subprocess.run([sys.executable, "-m", "bffgate", "serve", "--config", str(path)],
                               capture_output=True, text=True, timeout=30, env=child_env(),
                               stdin=subprocess.DEVNULL, check=False)
-    assert done.returncode == 1, done.stderr[-2000:]
+    err = done.stderr
+    assert done.returncode == 1, err[-2000:]
     for i in (1, 2, 3):  # /orders, /billing, /nowhere
-        assert f"routes[{i}].token: 'exchange' needs the token-exchange grant" in done.stderr
-    assert "routes[0]" not in done.stderr
+        assert f"routes[{i}].token: 'exchange' needs the token-exchange grant" in err, err[-2000:]
+    assert "routes[0]" not in err, err[-2000:]

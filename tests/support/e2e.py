@@ -55,6 +55,10 @@ def read_session_tokens(redis_url: str, cookie_value: str, prefix: str = "bffgat
     if tokens.get("dk"):  # oidc.dpop: the session's private key (a JWK) and its private part
         remember("dpop_private_key", tokens["dk"])
         remember("dpop_private_key.d", json.loads(tokens["dk"]).get("d"))
+    if doc.get("xt"):  # token = exchange routes: the exchanged tokens, sealed as their own blob
+        exchanged = json.loads(open_sealed(handle.secret, doc["xt"], handle.key.encode() + b"/xt"))
+        for entry in exchanged.values():
+            remember("access_token (exchanged)", entry[0])
     return {"record": doc, "tokens": tokens, "key": handle.key}
 
 
