@@ -9,13 +9,6 @@ function render(text) {
 render(message);
 
 if (import.meta.hot) {
-  document.getElementById("hmr").textContent = "waiting";
-  import.meta.hot.on("vite:ws:connect", () => {
-    document.getElementById("hmr").textContent = "connected";
-  });
-  import.meta.hot.on("vite:ws:disconnect", () => {
-    document.getElementById("hmr").textContent = "disconnected";
-  });
   import.meta.hot.accept("./message.js", (next) => {
     if (next) {
       render(next.message);
