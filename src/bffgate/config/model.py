@@ -153,7 +153,12 @@ class RouteSettings:
     upstream: str = field(metadata=TEXT)
     token: TokenMode = field(metadata=ENUM)
     strip_prefix: bool = field(default=False, metadata=FLAG)
+    # The shorthand: response_timeout and idle_timeout unless given; caps connect_timeout's
+    # default (5 s). Unset (None) fields are filled in by proxy.timeouts.Timeouts.of.
     timeout: float = field(default=30.0, metadata=SECONDS)
+    connect_timeout: float | None = field(default=None, metadata=SECONDS)
+    response_timeout: float | None = field(default=None, metadata=SECONDS)
+    idle_timeout: float | None = field(default=None, metadata=SECONDS)  # 0: no idle limit
     websocket: bool = field(default=False, metadata=FLAG)
     methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata=LIST)
     allow_matrix_params: bool = field(default=False, metadata=FLAG)

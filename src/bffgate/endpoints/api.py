@@ -176,7 +176,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
     client = deps.upstreams[route.upstream_origin]
     try:
         resp = await client.send(method, url, upstream_headers,
-                                 body.chunks() if body else None, route.timeout)
+                                 body.chunks() if body else None, route.timeouts)
     except UpstreamUnavailable as exc:
         deps.metrics.upstream_errors.labels(route.prefix, exc.reason).inc()
         raise

@@ -4,7 +4,10 @@
 several times faster than httpcore's under concurrency (bench/httpx_upstream.py keeps the
 httpx client it was compared with). It streams the request body in and the response body
 out, never follows redirects, never decompresses (bytes pass through as the upstream sent
-them), and turns transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout``. It
+them), and turns transport failures into ``UpstreamUnavailable`` / ``UpstreamTimeout`` (by
+kind: ``upstream_connect_timeout``, ``upstream_timeout`` for no response headers in time,
+``upstream_idle_timeout`` between body reads). Body chunks are yielded as they arrive
+(``iter_any``), so a Server-Sent Events stream is never held back. It
 sends exactly the Content-Length it forwards or aborts the request (``OutgoingBody``); its
 pooled connection is reused only after a request sent whole and a response read whole.
 """
@@ -19,6 +22,7 @@ import yarl
 
 from bffgate.errors import BadRequest, GatewayError, UpstreamTimeout, UpstreamUnavailable
 from bffgate.proxy.headers import declared_length
+from bffgate.proxy.timeouts import Timeouts
 
 
 class UpstreamResponse(Protocol):
@@ -32,7 +36,8 @@ class UpstreamResponse(Protocol):
 
 class UpstreamClient(Protocol):
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
-                   body: AsyncIterator[bytes] | None, timeout: float) -> UpstreamResponse: ...
+                   body: AsyncIterator[bytes] | None,
+                   timeout: Timeouts | float) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
 
@@ -87,19 +92,32 @@ class OutgoingBody:
 
 
 class _AiohttpResponse:
-    def __init__(self, resp: aiohttp.ClientResponse, sent: OutgoingBody) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, sent: OutgoingBody,
+                 idle: float | None) -> None:
         self._resp = resp
         self._sent = sent
         self._read_whole = False
         self.status = resp.status
         self.headers = [(k.lower(), v) for k, v in resp.raw_headers]
+        self._idle_from_now(idle)
+
+    def _idle_from_now(self, idle: float | None) -> None:
+        """The headers are in: from here the socket's read timeout is the idle timeout
+        (aiohttp has one read timeout per request, sock_read, which was the response
+        timeout until now). Restarted now, so the wait for the first body byte is idle
+        time too; nothing to do once the body is read whole (no timer left to move)."""
+        conn = self._resp.connection
+        if conn is None or conn.protocol is None or self._resp.content.is_eof():
+            return
+        conn.protocol.read_timeout = idle
+        conn.protocol.start_timeout()
 
     async def body(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
         except TimeoutError as exc:
-            raise UpstreamTimeout(reason="upstream_read_timeout") from exc
+            raise UpstreamTimeout(reason="upstream_idle_timeout") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(reason="upstream_read_error") from exc
         self._read_whole = True
@@ -126,7 +144,11 @@ class AiohttpUpstream:
         )
 
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
-                   body: AsyncIterator[bytes] | None, timeout: float) -> _AiohttpResponse:
+                   body: AsyncIterator[bytes] | None,
+                   timeout: Timeouts | float) -> _AiohttpResponse:
+        """Send one request; ``timeout`` is a route's Timeouts, or one number meaning what
+        a route's ``timeout`` alone means (Timeouts.of)."""
+        timeouts = timeout if isinstance(timeout, Timeouts) else Timeouts.of(timeout)
         hdrs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
         outgoing = OutgoingBody(body, headers)
         # The path was checked byte for byte: send it so. Left to yarl, "%41" would go out
@@ -135,12 +157,15 @@ class AiohttpUpstream:
         try:
             resp = await self._session.request(
                 method, target, headers=hdrs, data=outgoing.chunks(), allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, timeout),
-                                              sock_read=timeout),
+                timeout=aiohttp.ClientTimeout(total=None, connect=timeouts.connect,
+                                              sock_connect=timeouts.connect,
+                                              sock_read=timeouts.response),
                 compress=None, chunked=None,
             )
         except GatewayError:
             raise
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(reason="upstream_connect_timeout") from exc
         except TimeoutError as exc:
             raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -150,7 +175,7 @@ class AiohttpUpstream:
             # value, which h11 lets through): the client's request is bad, not the gateway.
             raise BadRequest("the request cannot be forwarded as sent (a control character "
                              "in a header value?)", reason="unsendable_request") from exc
-        return _AiohttpResponse(resp, outgoing)
+        return _AiohttpResponse(resp, outgoing, timeouts.idle)
 
     async def close(self) -> None:
         await self._session.close()

@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
+from bffgate.proxy.timeouts import Timeouts
+
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 FORBIDDEN_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 # What a route may list: the methods an API behind a gateway plausibly serves (RFC 9110,
@@ -68,6 +70,15 @@ class Route:
     timeout: float
     methods: frozenset[str] = frozenset(DEFAULT_METHODS)
     allow_matrix_params: bool = False
+    # Unset: filled in from ``timeout`` (Timeouts.of); idle_timeout 0 is no idle limit.
+    connect_timeout: float | None = None
+    response_timeout: float | None = None
+    idle_timeout: float | None = None
+
+    @functools.cached_property
+    def timeouts(self) -> Timeouts:
+        return Timeouts.of(self.timeout, connect=self.connect_timeout,
+                           response=self.response_timeout, idle=self.idle_timeout)
 
     @functools.cached_property  # computed once per route, not per proxied request
     def upstream_base_path(self) -> str:

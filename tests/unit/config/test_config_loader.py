@@ -210,6 +210,7 @@ def test_section_must_be_a_table(tmp_path: Path) -> None:
 def test_unknown_route_key_is_named() -> None:
     """A typo in a route names the route index and lists the route keys."""
     assert problems({"routes": [route(strip=True)]}) == [
-        "routes[0].strip: unknown key (known: allow_matrix_params, audience, dpop, methods, prefix, "
-        "resource, scope, strip_prefix, timeout, token, upstream, websocket)",
+        "routes[0].strip: unknown key (known: allow_matrix_params, audience, connect_timeout, "
+        "dpop, idle_timeout, methods, prefix, resource, response_timeout, scope, strip_prefix, "
+        "timeout, token, upstream, websocket)",
     ]
