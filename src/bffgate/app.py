@@ -31,7 +31,9 @@ from bffgate.endpoints.deps import BackchannelDeps, SessionEnding
 from bffgate.endpoints.login import LoginDeps, login
 from bffgate.endpoints.logout import LogoutDeps, logout, post_logout_url
 from bffgate.endpoints.session_cookie import LOGIN_URL, SessionCookie
+from bffgate.endpoints.socket_registry import SocketRegistry
 from bffgate.endpoints.user import UserDeps, user
+from bffgate.endpoints.websocket import WebSocketDeps, WebSocketGate
 from bffgate.grants import OidcRefresher, RefreshReport
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
@@ -74,7 +76,9 @@ def _routes(settings: Settings) -> RouteTable:
         prefix = r.prefix.rstrip("/") or "/"
         routes.append(Route(prefix, r.upstream.rstrip("/"), r.token, r.strip_prefix, r.timeout,
                             methods=frozenset(r.methods),
-                            allow_matrix_params=r.allow_matrix_params))
+                            allow_matrix_params=r.allow_matrix_params,
+                            connect_timeout=r.connect_timeout,
+                            response_timeout=r.response_timeout, idle_timeout=r.idle_timeout))
     return RouteTable(routes)
 
 
@@ -126,6 +130,7 @@ class Gateway:
                                         exchange=exchange)
         self._upstream_factory = upstream_factory or AiohttpUpstream
         self.upstreams: dict[str, UpstreamClient] = {}
+        self.sockets: SocketRegistry | None = None  # with websocket routes only
         cookies = CookieWriter(s.cookie.name, s.login_cookie_name, s.cookie.same_site,
                                s.cookie.secure, s.session.login_timeout)
         self.public: ASGIApp = self._public_app(cookies)
@@ -156,8 +161,17 @@ class Gateway:
                                self.route_tokens, m, s.server.max_body_size, s.public_origin)
         dispatch = ByPrefix("/bff", bff, functools.partial(proxy, deps=proxy_deps))
         admission = Admission(dispatch, self.routes, (cookies.name, cookies.login_name))
-        return RequestContext(ProblemBoundary(admission, clear_cookie=cookies.clear_session()),
+        http = RequestContext(ProblemBoundary(admission, clear_cookie=cookies.clear_session()),
                               TrustedProxies(s.server.trusted_proxies))
+        ws_prefixes = frozenset(r.prefix.rstrip("/") or "/" for r in s.routes if r.websocket)
+        if not ws_prefixes:
+            return http
+        # WebSocket routes: the handshake scope goes to endpoints.websocket (bffgate.server
+        # enables uvicorn's WebSocket protocol only for an app with ``websocket_path``).
+        self.sockets = SocketRegistry(self.store, self.clock)
+        return WebSocketGate(http, WebSocketDeps(
+            self.routes, ws_prefixes, session_cookie, self.route_tokens, self.sockets, m,
+            s.public_origin))
 
     def _admin_app(self, cookies: CookieWriter) -> ASGIApp:
         """request context → problem boundary → the admin endpoints (no proxy trusted)."""
@@ -194,6 +208,8 @@ class Gateway:
             raise ConfigError(problems)
 
     async def stop(self) -> None:
+        if self.sockets is not None:
+            await self.sockets.stop()
         for client in self.upstreams.values():
             await client.close()
         self.upstreams.clear()

@@ -32,6 +32,8 @@ class AuditEvent(StrEnum):
     TOKEN_EXCHANGED = "token.exchanged"  # RFC 8693, per route (bffgate.tokens.exchange)
     TOKEN_EXCHANGE_FAILED = "token.exchange_failed"
     TOKEN_CLIENT_ISSUED = "token.client_issued"  # client credentials, per route (tokens.client)
+    WEBSOCKET_OPENED = "websocket.opened"  # endpoints.websocket
+    WEBSOCKET_CLOSED = "websocket.closed"  # reason: who ended it; detail: the close code
 
 
 # The documented field catalogue (README "Audit events"). emit() refuses anything else so

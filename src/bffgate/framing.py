@@ -34,18 +34,21 @@ class UpgradeRefused(BadRequest):
     slug, title = "upgrade-refused", "Protocol upgrade is not supported here"
 
 
-def check_framing(fields: Fields, *, method: bytes, http_version: bytes) -> GatewayError | None:
+def check_framing(fields: Fields, *, method: bytes, http_version: bytes,
+                  websocket_ok: bool = False) -> GatewayError | None:
     """The refusal for a request head whose body length is not beyond doubt, else None.
 
+    ``websocket_ok``: the head is a well-formed WebSocket handshake (``is_websocket_handshake``)
+    on a route with ``websocket = true``; its Upgrade is the only one let through.
     Order matters only for the reason named: every rule below ends in a refusal.
     """
     if method == b"CONNECT":
         # After CONNECT a parser treats the rest of the stream as tunnel bytes: refuse it
         # here so no request after it on the connection goes unanswered.
         return MethodNotAllowed("CONNECT is not supported", reason="framing:connect")
-    if any(name == b"upgrade" for name, _ in fields):
-        # No route speaks WebSocket (routes[].websocket is refused at config time), and a
-        # parser that honours Upgrade stops reading the body and what follows it.
+    if not websocket_ok and any(name == b"upgrade" for name, _ in fields):
+        # A parser that honours Upgrade stops reading the body and what follows it: only a
+        # bodiless WebSocket handshake on a websocket route may switch protocols.
         return UpgradeRefused(
             "the gateway does not switch protocols: send the request without an Upgrade "
             "header", reason="framing:upgrade")
@@ -67,6 +70,36 @@ def check_framing(fields: Fields, *, method: bytes, http_version: bytes) -> Gate
         return FramingRejected("Content-Length must be a decimal number of bytes",
                                reason="framing:bad_content_length")
     return None
+
+
+_WS_KEY = re.compile(rb"[A-Za-z0-9+/]{22}==")  # base64 of 16 bytes (RFC 6455 section 4.1)
+
+
+def is_websocket_handshake(fields: Fields, *, method: bytes, http_version: bytes) -> bool:
+    """True for an RFC 6455 opening handshake beyond doubt: GET over HTTP/1.1, one
+    ``Upgrade: websocket``, ``Connection`` naming upgrade, version 13, one valid key, and no
+    body (Content-Length absent or 0, no Transfer-Encoding)."""
+    if method != b"GET" or http_version != b"1.1":
+        return False
+
+    def values(name: bytes) -> list[bytes]:
+        return [v.strip(b" \t") for n, v in fields if n == name]
+
+    connection = [t.strip(b" \t").lower() for v in values(b"connection") for t in v.split(b",")]
+    lengths = values(b"content-length")
+    upgrade = values(b"upgrade")
+    return (len(upgrade) == 1 and upgrade[0].lower() == b"websocket"
+            and b"upgrade" in connection
+            and values(b"sec-websocket-version") == [b"13"]
+            and len(values(b"sec-websocket-key")) == 1
+            and _WS_KEY.fullmatch(values(b"sec-websocket-key")[0]) is not None
+            and not values(b"transfer-encoding")
+            and lengths in ([], [b"0"]))
+
+
+def target_path(target: bytes) -> str:
+    """The path of a request target (origin-form), query cut off."""
+    return target.partition(b"?")[0].decode("latin-1")
 
 
 def _check_codings(values: list[bytes]) -> GatewayError | None:

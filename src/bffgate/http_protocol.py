@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import http
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -24,7 +25,15 @@ from uvicorn.server import ServerState
 from bffgate import audit
 from bffgate.audit import AuditEvent
 from bffgate.errors import GatewayError
-from bffgate.framing import bad_chunk, check_framing, classify_rejected_head, head_fields, malformed
+from bffgate.framing import (
+    bad_chunk,
+    check_framing,
+    classify_rejected_head,
+    head_fields,
+    is_websocket_handshake,
+    malformed,
+    target_path,
+)
 from bffgate.problems import problem_parts
 
 
@@ -75,6 +84,27 @@ class _FramingGuard:
         raise NotImplementedError
 
 
+WebSocketPaths = Callable[[str], bool]
+
+
+def websocket_paths(config: Config) -> WebSocketPaths | None:
+    """The app's test for a path on a ``websocket = true`` route (``websocket_path`` of
+    bffgate.endpoints.websocket.WebSocketGate), or None: no Upgrade is let through."""
+    if config.ws_protocol_class is None:
+        return None
+    found: WebSocketPaths | None = getattr(config.app, "websocket_path", None)
+    return found
+
+
+def websocket_ok(paths: WebSocketPaths | None, fields: Any, *, method: bytes,
+                 http_version: bytes, target: bytes) -> bool:
+    """The one exception to the Upgrade refusal: a well-formed bodiless WebSocket handshake
+    on a websocket route."""
+    return (paths is not None
+            and is_websocket_handshake(fields, method=method, http_version=http_version)
+            and paths(target_path(target)))
+
+
 def _problem_bytes(error: GatewayError, request_id: str,
                    default_headers: list[tuple[bytes, bytes]]) -> bytes:
     status, headers, body = problem_parts(error, request_id=request_id,
@@ -96,6 +126,7 @@ class _CheckedConnection(h11.Connection):
         self.head = b""  # the raw head of the request being parsed or refused
         self.refusal: GatewayError | None = None
         self.failed_in_body = False
+        self.websocket_paths: WebSocketPaths | None = None
 
     def next_event(self) -> Any:
         state = self.their_state
@@ -109,8 +140,10 @@ class _CheckedConnection(h11.Connection):
         if isinstance(event, h11.Request):
             self.head = pending[: len(pending) - len(self.trailing_data[0])]
             _, _, fields = head_fields(self.head)
+            ws = websocket_ok(self.websocket_paths, fields, method=event.method,
+                              http_version=event.http_version, target=event.target)
             self.refusal = check_framing(fields, method=event.method,
-                                         http_version=event.http_version)
+                                         http_version=event.http_version, websocket_ok=ws)
             if self.refusal is not None:
                 raise h11.RemoteProtocolError(self.refusal.detail)
         return event
@@ -124,6 +157,7 @@ class FramingH11Protocol(_FramingGuard, H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         size = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
         self.conn = _CheckedConnection(size)
+        self.conn.websocket_paths = websocket_paths(config)
 
     def data_received(self, data: bytes) -> None:
         if self._failure is None:  # after a refusal the rest of the stream is not parsed

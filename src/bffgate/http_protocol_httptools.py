@@ -16,7 +16,7 @@ from uvicorn.server import ServerState
 
 from bffgate.errors import GatewayError
 from bffgate.framing import bad_chunk, check_framing, classify_rejected_head, malformed
-from bffgate.http_protocol import _FramingGuard
+from bffgate.http_protocol import _FramingGuard, websocket_ok, websocket_paths
 
 _HEAD_KEEP = 64 * 1024  # enough to name the cause; llhttp refuses far longer heads anyway
 _HEAD_READS = 64  # a head trickled in more reads than this is classified without the rest
@@ -42,6 +42,7 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
         self._reading_from_boundary = False
         self._running: RequestResponseCycle | None = None
         self._read = b""
+        self._websocket_paths = websocket_paths(config)
 
     def data_received(self, data: bytes) -> None:
         if self._failure is not None:  # after a refusal the rest of the stream is not parsed
@@ -55,8 +56,12 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # Unreachable: on_headers_complete refuses every Upgrade and CONNECT first.
-            self.refuse(malformed())
+            # Reached only for a handshake on_headers_complete let through (a websocket
+            # route); every other Upgrade and CONNECT was refused there first.
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self.refuse(malformed())
         except httptools.HttpParserError:
             self._parser_refused()
 
@@ -83,9 +88,11 @@ class FramingHttpToolsProtocol(_FramingGuard, HttpToolsProtocol):
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        self._refusal = check_framing(
-            self.headers, method=self.parser.get_method(),
-            http_version=self.parser.get_http_version().encode())
+        method, version = self.parser.get_method(), self.parser.get_http_version().encode()
+        ws = websocket_ok(self._websocket_paths, self.headers, method=method,
+                          http_version=version, target=self.url)
+        self._refusal = check_framing(self.headers, method=method, http_version=version,
+                                      websocket_ok=ws)
         if self._refusal is not None:
             raise _Refused
         self._in_body = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -44,6 +44,15 @@ class Metrics:
             "bffgate_client_token", "Client-credentials tokens of token = client | "
             "user_or_client routes, per request by outcome: cached, issued, failed",
             ["route", "outcome"], registry=r)
+        self.websockets_open = Gauge("bffgate_websockets_open", "Open proxied WebSockets",
+                                     registry=r)
+        self.websocket_upgrades = Counter(
+            "bffgate_websocket_upgrades", "WebSocket handshakes by outcome: 101, or the "
+            "refusal's status", ["outcome"], registry=r)
+        self.websocket_frames = Counter("bffgate_websocket_frames", "WebSocket messages "
+                                        "relayed, by direction", ["direction"], registry=r)
+        self.websocket_bytes = Counter("bffgate_websocket_bytes", "WebSocket payload bytes "
+                                       "relayed, by direction", ["direction"], registry=r)
         self.dpop_nonce_retries = Counter(
             "bffgate_dpop_nonce_retries", "DPoP token requests sent again with the IdP's "
             "nonce (use_dpop_nonce)", registry=r)

@@ -41,8 +41,12 @@ def _config(app: Any, listen: str, *, graceful: float, http_parser: str) -> uvic
         "date_header": True, "timeout_graceful_shutdown": graceful, "log_config": None,
         "proxy_headers": False, "timeout_keep_alive": 30, "interface": "asgi3",
         # Our subclasses of uvicorn's protocols: every framing error gets a problem+json
-        # answer (bffgate.http_protocol). No WebSocket: no route speaks it.
-        "http": protocol_class(http_parser), "ws": "none",
+        # answer (bffgate.http_protocol). WebSocket only for an app with websocket routes
+        # (bffgate.endpoints.websocket.WebSocketGate); the protocols let only a well-formed
+        # handshake on such a route through. Bounded: one 16 MiB message at most.
+        "http": protocol_class(http_parser),
+        "ws": "websockets-sansio" if hasattr(app, "websocket_path") else "none",
+        "ws_max_size": 16 * 1024 * 1024, "ws_max_queue": 4, "ws_per_message_deflate": False,
     }
     if listen.startswith("unix:"):
         return uvicorn.Config(app, uds=listen[5:], **kwargs)

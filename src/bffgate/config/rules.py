@@ -4,6 +4,7 @@ every setting that would silently weaken the gateway (explicit checks, never ``a
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
@@ -172,12 +173,25 @@ def routes(s: Settings) -> Problems:
         uu = urlsplit(r.upstream)
         if uu.scheme not in ("http", "https") or not uu.netloc or uu.query or uu.fragment:
             yield f"{key}.upstream", f"must be an http(s) URL without query; got {r.upstream!r}"
-        if r.timeout <= 0:
-            yield f"{key}.timeout", "must be positive"
+        yield from _route_timeouts(key, r)
         yield from _route_token(key, r, s.oidc.client_auth)
-        if r.websocket:
-            yield f"{key}.websocket", "websocket proxying is not supported yet"
         yield from _methods(f"{key}.methods", r.methods)
+
+
+def _route_timeouts(key: str, r: RouteSettings) -> Problems:
+    """Seconds, each named: only idle_timeout may be 0 (no limit between body bytes, for
+    a quiet event stream); a connect or response timeout of 0 would wait forever."""
+    for name in ("timeout", "connect_timeout", "response_timeout", "idle_timeout"):
+        value = getattr(r, name)
+        if value is None:
+            continue
+        if not math.isfinite(value):  # TOML's inf and nan
+            yield f"{key}.{name}", "must be a finite number of seconds" + (
+                " (0 for no idle limit)" if name == "idle_timeout" else "")
+        elif name == "idle_timeout" and value < 0:
+            yield f"{key}.{name}", "must not be negative (seconds; 0 for no idle limit)"
+        elif name != "idle_timeout" and value <= 0:
+            yield f"{key}.{name}", "must be positive"
 
 
 # The token modes that ask the IdP for a token of their own (scope, audience, resource).

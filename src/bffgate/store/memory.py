@@ -121,6 +121,10 @@ class MemoryStore:
         entry.expires_ms = min(now_ms + idle_ms, entry.abs_ms)
         return True
 
+    async def sessions_exist(self, keys: list[str]) -> list[bool]:
+        now_ms = int(self.clock.now() * 1000)
+        return [self._live(key, now_ms) is not None for key in keys]
+
     async def delete_session(self, key: str, *, sub: str | None = None,
                              idp_sid: str | None = None) -> bool:
         for idx in (f"sub:{sub}" if sub else None, f"sid:{idp_sid}" if idp_sid else None):

@@ -208,6 +208,17 @@ class RedisStore:
 
         return await self._call(run)
 
+    async def sessions_exist(self, keys: list[str]) -> list[bool]:
+        async def run() -> list[bool]:
+            # A non-transactional pipeline of EXISTS: one round trip, and Cluster-safe (the
+            # keys live in different slots).
+            pipe = self._r.pipeline(transaction=False)
+            for key in keys:
+                pipe.exists(self._s(key))
+            return [bool(n) for n in await pipe.execute()]
+
+        return await self._call(run) if keys else []
+
     async def delete_session(self, key: str, *, sub: str | None = None,
                              idp_sid: str | None = None) -> bool:
         async def run() -> int:

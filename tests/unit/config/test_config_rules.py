@@ -258,9 +258,7 @@ def test_sensible_configs_are_accepted(changes: dict[str, Any]) -> None:
         pytest.param([route(token="none", audience="https://orders.test")],
                      ["routes[0].audience: only used with token = client, user_or_client or "
                       "exchange (this route has token = none)"], id="audience-on-none-route"),
-        pytest.param([route(websocket=True)],
-                     ["routes[0].websocket: websocket proxying is not supported yet"],
-                     id="websocket"),
+        pytest.param([route(websocket=True)], [], id="websocket"),  # issue 11: accepted
         pytest.param("api", ["routes: must be an array of tables ([[routes]])"], id="not-array"),
         pytest.param(["api"], ["routes[0]: must be a table"], id="item-not-table"),
     ],
