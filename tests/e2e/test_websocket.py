@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 
 from support.browser import Browser
 from support.e2e import CLIENT_SECRET, COOKIE_KEY, login
-from support.gateway import GatewayProcess, gateway_config
+from support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_config
 from support.idp import OidcProviderProcess, free_port
 from support.redis import RedisServer
 from support.ws_upstream import WsUpstream
@@ -221,6 +221,32 @@ async def test_logout_on_one_replica_closes_the_socket_on_the_other(
     assert latency <= 2.0
     await _eventually(lambda: any(e["reason"] == "session_ended"
                                   for e in gw_b.audit("websocket.closed")))
+
+
+async def test_admin_revoke_closes_the_socket_and_metrics_count_it(
+        cluster: dict[str, Any]) -> None:
+    browser, cookie = await _login(cluster)
+    gw = cluster["gateways"][0]
+    sub = (await browser.get("/bff/user", headers={"X-CSRF": "1"})).json()["sub"]
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with _open(gw, "/ws/echo", cookie) as sock:
+        await sock.send("x" * 10)
+        assert await sock.recv() == "x" * 10
+        async with httpx.AsyncClient(trust_env=False) as c:
+            metrics = (await c.get(gw.admin_url + "/metrics", headers=admin)).text
+            assert "bffgate_websockets_open 1.0" in metrics
+            assert 'bffgate_websocket_upgrades_total{outcome="101"}' in metrics
+            assert 'bffgate_websocket_frames_total{direction="to_upstream"}' in metrics
+            assert 'bffgate_websocket_bytes_total{direction="to_client"}' in metrics
+            revoked = await c.delete(gw.admin_url + "/admin/sessions", params={"sub": sub},
+                                     headers=admin)
+            assert revoked.status_code == 200
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(sock.recv(), 3)
+        assert sock.close_code == 4401
+    async with httpx.AsyncClient(trust_env=False) as c:
+        metrics = (await c.get(gw.admin_url + "/metrics", headers=admin)).text
+    assert "bffgate_websockets_open 0.0" in metrics
 
 
 async def _eventually(check: Any, timeout: float = 5) -> None:
