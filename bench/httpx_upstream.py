@@ -11,6 +11,7 @@ import httpx
 
 from bffgate.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from bffgate.proxy.forward import OutgoingBody
+from bffgate.proxy.timeouts import Timeouts
 
 
 class _HttpxResponse:
@@ -45,10 +46,13 @@ class HttpxUpstream:
         self._client.headers.clear()
 
     async def send(self, method: str, url: str, headers: list[tuple[bytes, bytes]],
-                   body: AsyncIterator[bytes] | None, timeout: float) -> _HttpxResponse:
+                   body: AsyncIterator[bytes] | None,
+                   timeout: Timeouts | float) -> _HttpxResponse:
+        t = timeout if isinstance(timeout, Timeouts) else Timeouts.of(timeout)
         outgoing = OutgoingBody(body, headers)
+        # httpx has one read timeout: the response timeout (a bench route has no idle one).
         req = self._client.build_request(method, url, headers=headers, content=outgoing.chunks(),
-                                         timeout=httpx.Timeout(timeout, connect=5.0))
+                                         timeout=httpx.Timeout(t.response, connect=t.connect))
         try:
             resp = await self._client.send(req, stream=True)
         except GatewayError:
