@@ -159,6 +159,11 @@ async def test_no_session_or_no_websocket_route_is_refused(cluster: dict[str, An
         async with _open(gw, "/ws/echo", None):
             pass
     assert refused.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as refused:  # a cookie naming no session: cleared
+        async with _open(gw, "/ws/echo", "v1.no-such-session"):
+            pass
+    assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["set-cookie"].startswith(f"{COOKIE}=;")
     _, cookie = await _login(cluster)
     with pytest.raises(InvalidStatus) as refused:  # a route without websocket = true
         async with _open(gw, "/plain/echo", cookie):

@@ -27,7 +27,13 @@ from bffgate.audit import AuditEvent
 from bffgate.edge.fields import single_header
 from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.endpoints.socket_registry import OpenSocket, SocketRegistry
-from bffgate.errors import GatewayError, PathRejected, RouteNotFound, UpstreamUnavailable
+from bffgate.errors import (
+    GatewayError,
+    NotAuthenticated,
+    PathRejected,
+    RouteNotFound,
+    UpstreamUnavailable,
+)
 from bffgate.metrics import Metrics
 from bffgate.problems import problem_parts
 from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
@@ -67,6 +73,7 @@ class WebSocketDeps:
     registry: SocketRegistry
     metrics: Metrics
     public_origin: str
+    clear_cookie: bytes = b""  # Set-Cookie that clears a dead session cookie (on a 401)
     open_timeout: float = 10.0
 
     def route(self, raw_path: str) -> Route:
@@ -173,7 +180,10 @@ async def _refuse(send: Send, exc: GatewayError, route: Route | None,
         audit.emit(AuditEvent.REQUEST_REJECTED if exc.status < 500 else
                    AuditEvent.REQUEST_PROXIED, level="warning", reason=exc.reason,
                    status=exc.status, route=route.prefix if route else None)
-    status, headers, body = problem_parts(exc, request_id=secrets.token_hex(12))
+    dead = isinstance(exc, NotAuthenticated) and exc.dead_cookie and deps.clear_cookie
+    status, headers, body = problem_parts(
+        exc, request_id=secrets.token_hex(12),
+        extra_headers=[(b"set-cookie", deps.clear_cookie)] if dead else None)
     await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
 
