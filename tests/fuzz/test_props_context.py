@@ -19,10 +19,13 @@ ORIGIN = "https://app.example"
 METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "get", "post"]
 values = st.one_of(st.sampled_from(["1", "0", "", " 1", "1 ", "1,1", "1, 2", "true", ORIGIN,
                                     ORIGIN + "/", "null", "https://evil.example",
-                                    ORIGIN + ".evil.example", ORIGIN.upper()]),
+                                    ORIGIN + ".evil.example", ORIGIN.upper(), "same-origin",
+                                    "cross-site", "same-site", "none", "Same-Origin",
+                                    "text/event-stream", "text/html, text/event-stream"]),
                    st.text(st.characters(max_codepoint=0xFF), max_size=12))
 names = st.sampled_from([b"x-csrf", b"X-CSRF", b"X-Csrf", b"origin", b"Origin", b"x_csrf",
-                         b"x-csrf2", b"cookie", b"referer"])
+                         b"x-csrf2", b"cookie", b"referer", b"sec-fetch-site",
+                         b"Sec-Fetch-Site", b"accept"])
 
 
 def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[str]:
@@ -39,7 +42,13 @@ def _csrf(method: str, headers: list[tuple[bytes, bytes]]) -> str | None:
 def _check_csrf_invariant(method: str, headers: list[tuple[bytes, bytes]]) -> None:
     if _csrf(method, headers) is not None:
         return
-    assert _values(headers, b"x-csrf") == ["1"], headers
+    if _values(headers, b"x-csrf") != ["1"]:
+        # Only a same-origin EventSource read passes without X-CSRF: the browser's own
+        # Sec-Fetch-Site (a forbidden header), exactly once; cross-site never passes.
+        assert method in ("GET", "HEAD"), headers
+        assert _values(headers, b"sec-fetch-site") == ["same-origin"], headers
+        assert "text/event-stream" in ",".join(_values(headers, b"accept")).lower(), headers
+        return
     if method not in ("GET", "HEAD", "OPTIONS"):
         assert _values(headers, b"origin") in ([], [ORIGIN]), headers
 
@@ -49,6 +58,8 @@ single_headers = st.lists(st.tuples(names, values.map(lambda s: s.encode("latin-
 
 
 @given(st.sampled_from(METHODS), single_headers)
+@example("GET", [(b"accept", b"text/event-stream"), (b"sec-fetch-site", b"same-origin")])
+@example("GET", [(b"accept", b"text/event-stream"), (b"sec-fetch-site", b"cross-site")])
 def test_csrf_passes_only_the_exact_header_and_own_origin(
         method: str, headers: list[tuple[bytes, bytes]]) -> None:
     _check_csrf_invariant(method, headers)

@@ -82,3 +82,56 @@ def test_the_guard_passes_a_good_request_silently() -> None:
     with capture_logs() as logs:
         guard.require("GET", _h(("x-csrf", "1")))
     assert counted == [] and logs == []
+
+
+# --- EventSource: Fetch Metadata instead of X-CSRF ----------------------------------------
+
+SSE = ("accept", "text/event-stream")
+SAME_ORIGIN = ("sec-fetch-site", "same-origin")
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        pytest.param("GET", [SSE, SAME_ORIGIN], id="event-source"),
+        pytest.param("HEAD", [SSE, SAME_ORIGIN], id="head"),
+        pytest.param("GET", [("accept", "text/html, text/event-stream;q=0.9"), SAME_ORIGIN],
+                     id="accept-list"),
+        pytest.param("GET", [("accept", "Text/Event-Stream"), SAME_ORIGIN], id="accept-case"),
+        pytest.param("GET", [SSE, SAME_ORIGIN, ("origin", "https://evil.example")],
+                     id="safe-method-origin-not-checked"),
+    ],
+)
+def test_a_same_origin_event_stream_passes_without_x_csrf(
+        method: str, headers: list[tuple[str, str]]) -> None:
+    """EventSource cannot send X-CSRF; the browser's own Sec-Fetch-Site (a forbidden
+    header no page can set) vouches that this page is ours."""
+    assert csrf_failure(method, _h(*headers), ORIGIN) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        pytest.param("GET", [SSE, ("sec-fetch-site", "cross-site")], id="cross-site"),
+        pytest.param("GET", [SSE, ("sec-fetch-site", "same-site")], id="same-site"),
+        pytest.param("GET", [SSE, ("sec-fetch-site", "none")], id="none"),
+        pytest.param("GET", [SSE], id="sec-fetch-site-absent"),
+        pytest.param("GET", [SSE, ("sec-fetch-site", "Same-Origin")], id="case-variant"),
+        pytest.param("GET", [SSE, ("sec-fetch-site", "same-origin ")], id="padded"),
+        pytest.param("POST", [SSE, SAME_ORIGIN], id="post"),
+        pytest.param("OPTIONS", [SSE, SAME_ORIGIN], id="options"),
+        pytest.param("get", [SSE, SAME_ORIGIN], id="lower-case-method"),
+        pytest.param("GET", [("accept", "application/json"), SAME_ORIGIN], id="json"),
+        pytest.param("GET", [("accept", "*/*"), SAME_ORIGIN], id="any"),
+        pytest.param("GET", [("accept", "text/event-streamx"), SAME_ORIGIN], id="lookalike"),
+        pytest.param("GET", [SAME_ORIGIN], id="accept-absent"),
+    ],
+)
+def test_everything_else_still_needs_x_csrf(method: str, headers: list[tuple[str, str]]) -> None:
+    assert csrf_failure(method, _h(*headers), ORIGIN) == "csrf_header_missing"
+
+
+def test_a_duplicated_sec_fetch_site_is_refused_not_guessed() -> None:
+    with pytest.raises(AmbiguousRequest) as info:
+        csrf_failure("GET", _h(SSE, SAME_ORIGIN, ("sec-fetch-site", "cross-site")), ORIGIN)
+    assert info.value.reason == "duplicate_header:sec-fetch-site"
