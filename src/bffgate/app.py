@@ -171,7 +171,8 @@ class Gateway:
         self.sockets = SocketRegistry(self.store, self.clock)
         return WebSocketGate(http, WebSocketDeps(
             self.routes, ws_prefixes, session_cookie, self.route_tokens, self.sockets, m,
-            s.public_origin, clear_cookie=cookies.clear_session()))
+            s.public_origin, clear_cookie=cookies.clear_session(),
+            proxies=TrustedProxies(s.server.trusted_proxies)))
 
     def _admin_app(self, cookies: CookieWriter) -> ASGIApp:
         """request context → problem boundary → the admin endpoints (no proxy trusted)."""

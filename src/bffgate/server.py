@@ -43,10 +43,12 @@ def _config(app: Any, listen: str, *, graceful: float, http_parser: str) -> uvic
         # Our subclasses of uvicorn's protocols: every framing error gets a problem+json
         # answer (bffgate.http_protocol). WebSocket only for an app with websocket routes
         # (bffgate.endpoints.websocket.WebSocketGate); the protocols let only a well-formed
-        # handshake on such a route through. Bounded: one 16 MiB message at most.
+        # handshake on such a route through. Bounded: one 16 MiB message at most. Compression
+        # is per hop: permessage-deflate is accepted only from a client that offers it, and
+        # only then offered upstream (README "WebSockets").
         "http": protocol_class(http_parser),
         "ws": "websockets-sansio" if hasattr(app, "websocket_path") else "none",
-        "ws_max_size": 16 * 1024 * 1024, "ws_max_queue": 4, "ws_per_message_deflate": False,
+        "ws_max_size": 16 * 1024 * 1024, "ws_max_queue": 4, "ws_per_message_deflate": True,
     }
     if listen.startswith("unix:"):
         return uvicorn.Config(app, uds=listen[5:], **kwargs)

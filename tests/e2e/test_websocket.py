@@ -106,6 +106,8 @@ async def test_frames_both_ways_with_the_routes_bearer(cluster: dict[str, Any]) 
     assert "cookie" not in names and cookie not in json.dumps(shake)
     opened = gw.audit("websocket.opened")
     assert opened and opened[-1]["route"] == "/ws"
+    # bound like an HTTP request's context: the client's address and a request id
+    assert opened[-1]["client_ip"] == "127.0.0.1" and len(opened[-1]["request_id"]) >= 8
     await _eventually(lambda: any(e["reason"] == "client_closed"
                                   for e in gw.audit("websocket.closed")))
 
@@ -118,6 +120,26 @@ async def test_subprotocol_is_the_upstreams_choice(cluster: dict[str, Any]) -> N
         assert sock.subprotocol == "chat.v2"
     async with _open(gw, "/ws/echo", cookie, subprotocols=[Subprotocol("chat.v1")]) as sock:
         assert sock.subprotocol == "chat.v1"
+
+
+@pytest.mark.parametrize("offer", ["deflate", None])
+async def test_permessage_deflate_per_hop_only_when_the_client_offers_it(
+        cluster: dict[str, Any], offer: str | None) -> None:
+    """Compression is per hop: a client offering permessage-deflate gets it, and only then
+    is it offered upstream (which accepts it); a client offering nothing gets none, and the
+    upstream is offered none."""
+    _, cookie = await _login(cluster)
+    gw, ws = cluster["gateways"][0], cluster["ws"]
+    headers = [("Cookie", f"{COOKIE}={cookie}"), ("Origin", gw.url)]
+    async with connect(_ws_url(gw, "/ws/echo"), additional_headers=headers,
+                       compression=offer) as sock:
+        await sock.send("z" * 4096)
+        assert await sock.recv() == "z" * 4096
+        assert sock.response is not None
+        client_ext = sock.response.headers.get("Sec-WebSocket-Extensions") or ""
+    upstream_ext = ws.handshakes[-1]["extensions"] or ""
+    assert ("permessage-deflate" in client_ext) is (offer is not None), client_ext
+    assert ("permessage-deflate" in upstream_ext) is (offer is not None), upstream_ext
 
 
 async def test_close_codes_and_reasons_pass_through(cluster: dict[str, Any]) -> None:
@@ -149,7 +171,9 @@ async def test_cross_site_handshake_is_refused_before_the_upstream(
     assert json.loads(resp.body)["type"].endswith("websocket-origin-rejected")
     assert len(ws.handshakes) == before
     reason = "websocket_origin_mismatch" if origin else "websocket_origin_missing"
-    assert any(e.get("reason") == reason for e in gw.audit("csrf.rejected"))
+    rejected = [e for e in gw.audit("csrf.rejected") if e.get("reason") == reason]
+    assert rejected and rejected[-1]["client_ip"] == "127.0.0.1"
+    assert rejected[-1]["request_id"] == resp.headers["x-request-id"]
 
 
 async def test_no_session_or_no_websocket_route_is_refused(cluster: dict[str, Any]) -> None:

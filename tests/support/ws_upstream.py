@@ -4,7 +4,8 @@ handshake's headers and how each connection ended.
 Paths: ``/echo`` sends every message back as it came (text or binary); ``/close?code=N&
 reason=R`` closes with that code and reason after the first message; ``/flood?mb=N`` sends N
 one-MiB binary messages and records how long the sends took (back-pressure shows as time);
-``/hold`` only reads. Subprotocols: the server prefers ``chat.v2`` over ``chat.v1``.
+``/hold`` only reads. Subprotocols: the server prefers ``chat.v2`` over ``chat.v1``; it
+accepts permessage-deflate when offered, and records the extensions it negotiated.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class WsUpstream:
         target = urlsplit(request.path)
         self.handshakes.append({"path": target.path,
                                 "headers": list(request.headers.raw_items()),
-                                "subprotocol": ws.subprotocol})
+                                "subprotocol": ws.subprotocol,
+                                "extensions": ws.response.headers.get(
+                                    "Sec-WebSocket-Extensions") if ws.response else None})
         query = {k: v[0] for k, v in parse_qs(target.query).items()}
         try:
             if target.path.endswith("/echo"):
@@ -85,7 +88,7 @@ class WsUpstream:
             async with serve(self._handler, "127.0.0.1", self.port,
                              select_subprotocol=_select_subprotocol,
                              max_size=16 * 1024 * 1024, write_limit=64 * 1024,
-                             compression=None):
+                             compression="deflate"):
                 self._ready.set()
                 await self._stop.wait()
 

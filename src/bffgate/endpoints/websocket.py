@@ -1,32 +1,28 @@
-"""WebSockets on ``websocket = true`` routes: the handshake is checked (Origin, session,
-route token), the upstream is dialled with the route's token (never the gateway cookie),
-then frames are relayed both ways until either side closes or the session ends.
+"""WebSocket handshakes on ``websocket = true`` routes: checked (Origin, session, route
+token), then the upstream is dialled with the route's token (never the gateway cookie) and
+the client's subprotocols and compression offer; the frames go to websocket_relay.
 
-Back-pressure: each direction awaits the send of one message before it receives the next;
-uvicorn stops reading the client while a message waits, and the upstream connection has a
-bounded queue (``_MAX_QUEUE`` frames) and write buffer, so a slow reader on either side
-slows the other instead of making the gateway buffer.
+Compression is per hop (frames are relayed as messages): uvicorn accepts permessage-deflate
+from a client that offers it, and only such a client's offer is passed upstream.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
-import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
 from bffgate import audit
 from bffgate.audit import AuditEvent
-from bffgate.edge.fields import single_header
+from bffgate.edge.client_address import TrustedProxies
+from bffgate.edge.fields import list_header, single_header
+from bffgate.edge.request_context import bind_log_context, read_request
 from bffgate.endpoints.session_cookie import SessionCookie
-from bffgate.endpoints.socket_registry import OpenSocket, SocketRegistry
+from bffgate.endpoints.socket_registry import SocketRegistry
+from bffgate.endpoints.websocket_relay import relay
 from bffgate.errors import (
     GatewayError,
     NotAuthenticated,
@@ -45,8 +41,6 @@ from bffgate.tokens.route_tokens import RouteTokens
 MAX_MESSAGE = 16 * 1024 * 1024  # one message, either way (uvicorn's ws_max_size matches)
 _MAX_QUEUE = 4  # upstream frames read ahead of the client
 _WRITE_LIMIT = 64 * 1024  # upstream write buffer before send() waits
-SESSION_CLOSE = 4401  # the code a socket is closed with when its session ends
-_UNSENDABLE = {1005, 1006, 1015}  # close codes that never go on the wire (RFC 6455 7.4.1)
 
 
 class OriginRejected(GatewayError):
@@ -75,6 +69,8 @@ class WebSocketDeps:
     public_origin: str
     clear_cookie: bytes = b""  # Set-Cookie that clears a dead session cookie (on a 401)
     open_timeout: float = 10.0
+    # Whose X-Forwarded-For and X-Request-Id count (server.trusted_proxies, as for HTTP).
+    proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
 
     def route(self, raw_path: str) -> Route:
         try:
@@ -103,12 +99,17 @@ class WebSocketGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            await websocket(scope, receive, send, self.deps)
+            # WebSockets bypass RequestContext: bind the same log context here, so the
+            # websocket.* and csrf.rejected audit events carry request_id and client_ip.
+            info = read_request(scope, self.deps.proxies)
+            bind_log_context(info)
+            await websocket(scope, receive, send, self.deps, info.request_id)
         else:
             await self._http(scope, receive, send)
 
 
-async def websocket(scope: Scope, receive: Receive, send: Send, deps: WebSocketDeps) -> None:
+async def websocket(scope: Scope, receive: Receive, send: Send, deps: WebSocketDeps,
+                    request_id: str) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
     raw = scope.get("raw_path") or scope["path"].encode()
@@ -119,11 +120,11 @@ async def websocket(scope: Scope, receive: Receive, send: Send, deps: WebSocketD
         session = await _authorise(route, scope["headers"], deps)
         upstream = await _dial(route, path, scope, session, deps)
     except GatewayError as exc:
-        await _refuse(send, exc, route, deps)
+        await _refuse(send, exc, route, deps, request_id)
         return
     async with upstream:
         await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-        await _relay(receive, send, upstream, route, session, deps)
+        await relay(receive, send, upstream, route, session, deps.metrics, deps.registry)
 
 
 async def _authorise(route: Route, headers: list[tuple[bytes, bytes]],
@@ -162,9 +163,9 @@ async def _dial(route: Route, path: str, scope: Scope, session: LoadedSession | 
         return await connect(
             url, additional_headers=headers, origin=None, user_agent_header=None,
             subprotocols=[Subprotocol(p) for p in scope.get("subprotocols", [])] or None,
-            compression=None, open_timeout=deps.open_timeout, max_size=MAX_MESSAGE,
-            max_queue=_MAX_QUEUE, write_limit=_WRITE_LIMIT, ping_interval=20,
-            ping_timeout=20, close_timeout=2, proxy=None)
+            compression="deflate" if _offers_deflate(scope) else None,
+            open_timeout=deps.open_timeout, max_size=MAX_MESSAGE, max_queue=_MAX_QUEUE,
+            write_limit=_WRITE_LIMIT, ping_interval=20, ping_timeout=20, close_timeout=2, proxy=None)
     except InvalidStatus as exc:  # the upstream answered the handshake with a refusal
         raise UpstreamUnavailable(
             reason=f"websocket_upstream:status_{exc.response.status_code}") from None
@@ -172,8 +173,15 @@ async def _dial(route: Route, path: str, scope: Scope, session: LoadedSession | 
         raise UpstreamUnavailable(reason=f"websocket_upstream:{type(exc).__name__}") from None
 
 
+def _offers_deflate(scope: Scope) -> bool:
+    """Whether the client offered permessage-deflate: only then is it offered upstream."""
+    offers = list_header(scope["headers"], b"sec-websocket-extensions") or ""
+    return any(o.split(";", 1)[0].strip().lower() == "permessage-deflate"
+               for o in offers.split(","))
+
+
 async def _refuse(send: Send, exc: GatewayError, route: Route | None,
-                  deps: WebSocketDeps) -> None:
+                  deps: WebSocketDeps, request_id: str) -> None:
     """Answer the handshake with the problem+json (uvicorn's websocket.http.response)."""
     deps.metrics.websocket_upgrades.labels(str(exc.status)).inc()
     if not exc.audited and exc.status != 401:
@@ -182,101 +190,7 @@ async def _refuse(send: Send, exc: GatewayError, route: Route | None,
                    status=exc.status, route=route.prefix if route else None)
     dead = isinstance(exc, NotAuthenticated) and exc.dead_cookie and deps.clear_cookie
     status, headers, body = problem_parts(
-        exc, request_id=secrets.token_hex(12),
+        exc, request_id=request_id,
         extra_headers=[(b"set-cookie", deps.clear_cookie)] if dead else None)
     await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
-
-
-async def _relay(receive: Receive, send: Send, upstream: ClientConnection, route: Route,
-                 session: LoadedSession | None, deps: WebSocketDeps) -> None:
-    m = deps.metrics
-    m.websocket_upgrades.labels("101").inc()
-    m.websockets_open.inc()
-    started = time.monotonic()
-    ended = _SessionEnd()
-    watched = None
-    if session is not None:
-        watched = OpenSocket(session.key, session.data.absolute_expires_at, ended.set)
-        deps.registry.add(watched)
-    audit.emit(AuditEvent.WEBSOCKET_OPENED, route=route.prefix,
-               session=session.handle.short if session else None)
-    tasks = [asyncio.ensure_future(_client_to_upstream(receive, upstream, m)),
-             asyncio.ensure_future(_upstream_to_client(upstream, send, m)),
-             asyncio.ensure_future(ended.wait())]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        why, code, text = done.pop().result()
-    finally:
-        for t in tasks:
-            t.cancel()
-        if watched is not None:
-            deps.registry.remove(watched)
-        m.websockets_open.dec()
-    if why != "client_closed":  # tell the client, with the upstream's code or 4401
-        with contextlib.suppress(Exception):
-            await send({"type": "websocket.close", "code": code, "reason": text})
-    if why != "upstream_closed":
-        await upstream.close(code if why == "client_closed" else 1001, text)
-    audit.emit(AuditEvent.WEBSOCKET_CLOSED, route=route.prefix, reason=why,
-               detail=f"code {code}", session=session.handle.short if session else None,
-               duration_ms=round((time.monotonic() - started) * 1000, 2))
-
-
-class _SessionEnd:
-    """Set by the socket registry's watcher when the socket's session has ended."""
-
-    def __init__(self) -> None:
-        self._event, self._why = asyncio.Event(), ""
-
-    def set(self, why: str) -> None:
-        self._why = why
-        self._event.set()
-
-    async def wait(self) -> tuple[str, int, str]:
-        await self._event.wait()
-        return self._why, SESSION_CLOSE, self._why.replace("_", " ")
-
-
-async def _client_to_upstream(receive: Receive, upstream: ClientConnection,
-                              m: Metrics) -> tuple[str, int, str]:
-    while True:
-        message: dict[str, Any] = dict(await receive())
-        if message["type"] != "websocket.receive":  # websocket.disconnect
-            code = int(message.get("code") or 1000)
-            return "client_closed", (1000 if code in _UNSENDABLE else code), \
-                str(message.get("reason") or "")
-        data = message.get("text")
-        data = message.get("bytes") if data is None else data
-        if data is None:
-            continue
-        m.websocket_frames.labels("to_upstream").inc()
-        m.websocket_bytes.labels("to_upstream").inc(len(data))
-        try:
-            await upstream.send(data)  # waits while the upstream's buffer is full
-        except ConnectionClosed:
-            return _upstream_closed(upstream)
-
-
-async def _upstream_to_client(upstream: ClientConnection, send: Send,
-                              m: Metrics) -> tuple[str, int, str]:
-    while True:
-        try:
-            data = await upstream.recv()
-        except ConnectionClosed:
-            return _upstream_closed(upstream)
-        m.websocket_frames.labels("to_client").inc()
-        m.websocket_bytes.labels("to_client").inc(len(data))
-        key = "text" if isinstance(data, str) else "bytes"
-        try:
-            await send({"type": "websocket.send", key: data})  # waits while the client is slow
-        except OSError:  # uvicorn's ClientDisconnected: the client left mid-send
-            return "client_closed", 1001, ""
-
-
-def _upstream_closed(upstream: ClientConnection) -> tuple[str, int, str]:
-    rcvd = upstream.protocol.close_rcvd
-    if rcvd is None or rcvd.code in _UNSENDABLE:
-        # No close frame, or one without a code: 1011 for an upstream that broke off.
-        return "upstream_closed", (1000 if rcvd else 1011), ""
-    return "upstream_closed", rcvd.code, rcvd.reason
