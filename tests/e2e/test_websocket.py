@@ -226,8 +226,11 @@ async def test_slow_reader_back_pressure(cluster: dict[str, Any]) -> None:
     assert received == 50
     print(f"slow reader: upstream sent {sent} MiB while the client stalled; "
           f"gateway RSS {rss_before // 1024} -> {rss_stalled // 1024} MiB")
-    assert sent < 35, sent  # kernel socket buffers only; without back-pressure: all 50
-    assert rss_stalled - rss_before < 48 * 1024
+    # What the upstream got to send depends on buffers the gateway does not own (the kernel's
+    # loopback socket buffers, the test client's own reader), so it is reported, not asserted:
+    # it was 18-24 MiB here, but once all 50. The gateway's own promise is that it never
+    # buffers without bound: had it queued the flood, its RSS would have grown by ~50 MiB.
+    assert rss_stalled - rss_before < 32 * 1024, (rss_before, rss_stalled)
 
 
 async def test_logout_on_one_replica_closes_the_socket_on_the_other(
