@@ -186,3 +186,24 @@ async def test_a_rejected_refresh_ends_the_session_and_closes_the_socket(
     assert latency <= BOUND
     assert any(e.get("reason") == "invalid_grant" for e in gw.audit("session.refresh_failed"))
     assert _closed_audit(gw, "session_ended")
+
+
+async def test_a_token_refresh_keeps_the_socket_open(cluster: dict[str, Any]) -> None:
+    """The socket is authorised at its handshake: a successful refresh of the session's tokens
+    (rotated refresh token, new access token) ends nothing, so the socket keeps relaying."""
+    gw = cluster["gateways"][0]
+    _, cookie, first = await _login(cluster, gw)
+    headers = {"X-CSRF": "1", "cookie": f"{COOKIE}={cookie}"}
+    async with _open(gw, cookie) as sock:
+        await _echo(sock)
+        await asyncio.sleep(max(0.0, first["record"]["rat"] + 0.05 - time.time()))
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as c:
+            r = await c.get(f"{gw.url}/plain/anything", headers=headers)
+        # /plain's upstream is the WebSocket server: its 426 means the call went through
+        assert r.status_code == 426, r.text
+        assert "problem" not in r.headers.get("content-type", "")
+        after = read_session_tokens(cluster["redis"].url, cookie)
+        assert after["tokens"]["at"] != first["tokens"]["at"]  # the refresh really happened
+        await asyncio.sleep(BOUND)  # past the watcher's bound: it saw the live session
+        await _echo(sock)
+        assert sock.close_code is None
