@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from dataclasses import dataclass, field
 
-from support.idp import free_port
+from support.socket_server import ThreadedSocketServer
 
 
 @dataclass
@@ -24,51 +23,14 @@ class SeenRequest:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-class RawUpstream:
+class RawUpstream(ThreadedSocketServer):
     def __init__(self, status: int = 401) -> None:
-        self.port = free_port()
+        super().__init__()
         self.status = status
         self.seen: list[SeenRequest] = []
-        self.connections = 0
-        self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> RawUpstream:
-        self._sock = socket.create_server(("127.0.0.1", self.port))
-        self._sock.settimeout(0.2)
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(2)
-        if self._sock is not None:
-            self._sock.close()
 
     def targets(self) -> list[str]:
         return [r.target for r in self.seen]
-
-    def _accept(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            t = threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True)
-            t.start()
-            self._threads.append(t)
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(0.2)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from support.idp import free_port
+from support.socket_server import ThreadedSocketServer
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>sse</title></head><body>
 <script>
@@ -50,49 +49,13 @@ class StreamRecord:
     request_headers: dict[str, str] = field(default_factory=dict)
 
 
-class SseUpstream:
+class SseUpstream(ThreadedSocketServer):
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.streams: dict[str, StreamRecord] = {}
         self.silent_requests = 0
-        self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> SseUpstream:
-        self._sock = socket.create_server(("127.0.0.1", self.port))
-        self._sock.settimeout(0.2)
-        self._spawn(self._accept)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(2)
-        if self._sock is not None:
-            self._sock.close()
-
-    def _spawn(self, target: object, *args: object) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        t.start()
-        self._threads.append(t)
-
-    def _accept(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._spawn(self._serve, conn)
-
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, number: int) -> None:
         with conn:
             conn.settimeout(5)
             head = b""
