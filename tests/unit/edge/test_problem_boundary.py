@@ -5,10 +5,8 @@ on every 401, each refusal audited once, the 500 path, and the request id in the
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from structlog.testing import capture_logs
 from bffgate.app import Gateway
 from bffgate.config import load_settings
 from bffgate.session.model import NewTokens
+from support.asgi_call import call
 
 PUBLIC = "https://app.test"
 COOKIE = "__Host-bffgate"
@@ -47,47 +46,6 @@ async def gw() -> AsyncIterator[Gateway]:
     await gateway.stop()
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, list[str]]
-    body: bytes
-
-    def problem(self) -> dict[str, Any]:
-        assert self.headers["content-type"] == ["application/problem+json"]
-        return dict(json.loads(self.body))
-
-    def cleared_cookie(self) -> bool:
-        return any(c.startswith(f"{COOKIE}=;") and "Max-Age=0" in c
-                   for c in self.headers.get("set-cookie", []))
-
-
-async def call(app: Any, method: str, path: str,
-               headers: list[tuple[str, str]] | None = None) -> Answer:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": method, "scheme": "http", "path": path,
-             "raw_path": path.encode("latin-1"), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"app.test")] + [(k.lower().encode(), v.encode("latin-1"))
-                                                    for k, v in (headers or [])],
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080)}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if not sent:
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    hdrs: dict[str, list[str]] = {}
-    for k, v in sent[0]["headers"]:
-        hdrs.setdefault(k.decode().lower(), []).append(v.decode())
-    return Answer(sent[0]["status"], hdrs, b"".join(m.get("body", b"") for m in sent[1:]))
-
-
 async def _ended_session_cookie(gw: Gateway) -> str:
     cookie, session = await gw.sessions.create(
         NewTokens("at", "rt", None, gw.clock.now() + 300), sub="alice", idp_sid=None, claims={})
@@ -110,14 +68,14 @@ async def test_a_cookie_of_an_ended_session_is_cleared(gw: Gateway, path: str) -
     body = a.problem()
     assert body["type"].endswith("/not-authenticated")
     assert body["login_url"] == "/bff/login?returnUrl=/"
-    assert a.cleared_cookie()
+    assert a.cleared_cookie(COOKIE)
 
 
 @pytest.mark.parametrize("path", ["/bff/user", "/api/x"])
 async def test_a_tampered_cookie_is_cleared_and_audited(gw: Gateway, path: str) -> None:
     with capture_logs() as logs:
         a = await call(gw.public, "GET", path, [("x-csrf", "1"), ("cookie", f"{COOKIE}=v1.x")])
-    assert a.status == 401 and a.cleared_cookie()
+    assert a.status == 401 and a.cleared_cookie(COOKIE)
     assert [e["reason"] for e in _events(logs, "request.rejected")] == ["cookie_invalid"]
 
 

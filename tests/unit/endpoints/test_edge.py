@@ -6,7 +6,6 @@ never reaches the upstream."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from structlog.testing import capture_logs
 
 from bffgate.app import Gateway
 from bffgate.config import load_settings
+from support.asgi_call import call
 
 PUBLIC = "https://app.test"
 COOKIE = "__Host-bffgate"
@@ -89,44 +89,6 @@ def _upstream(gw: Gateway) -> RecordingUpstream:
     return up
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, list[str]]
-    body: bytes
-
-    def problem(self) -> dict[str, Any]:
-        assert self.headers["content-type"] == ["application/problem+json"]
-        return dict(json.loads(self.body))
-
-
-async def call(gw: Gateway, method: str, path: str, headers: list[tuple[str, str]] | None = None,
-               *, peer: str = "127.0.0.1", receive: Any = None) -> Answer:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": method, "scheme": "http", "path": path,
-             "raw_path": path.encode("latin-1"), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"app.test")] + [(k.lower().encode(), v.encode("latin-1"))
-                                                    for k, v in (headers or [])],
-             "client": (peer, 5000), "server": ("127.0.0.1", 8080)}
-    sent: list[dict[str, Any]] = []
-
-    async def default_receive() -> dict[str, Any]:
-        if not sent:
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await gw.public(scope, receive or default_receive, send)
-    start = sent[0]
-    hdrs: dict[str, list[str]] = {}
-    for k, v in start["headers"]:
-        hdrs.setdefault(k.decode().lower(), []).append(v.decode())
-    return Answer(start["status"], hdrs, b"".join(m.get("body", b"") for m in sent[1:]))
-
-
 def _rejected(logs: list[dict[str, Any]]) -> list[str]:
     return [e["reason"] for e in logs if e.get("event") == "request.rejected"]
 
@@ -139,7 +101,7 @@ async def test_forbidden_methods_refused_on_every_path(gw: Gateway, method: str,
                                                        path: str) -> None:
     """TRACE was proxied (bearer attached) on a token=user route; now 405 at the edge."""
     with capture_logs() as logs:
-        a = await call(gw, method, path, [("x-csrf", "1")])
+        a = await call(gw.public, method, path, [("x-csrf", "1")])
     assert a.status == 405
     assert a.problem()["type"].endswith("/method-not-allowed")
     assert _rejected(logs) == ["method_forbidden"]
@@ -161,7 +123,7 @@ async def test_route_methods_405_before_the_session(gw: Gateway, method: str, pa
     """Not in the route's list: 405 with Allow, before CSRF or the session (no cookie here,
     still 405 and not 401) and before anything is forwarded."""
     with capture_logs() as logs:
-        a = await call(gw, method, path)
+        a = await call(gw.public, method, path)
     assert a.status == 405, a.body
     assert a.headers["allow"] == [allow]
     assert _rejected(logs) == ["method_not_allowed"]
@@ -172,7 +134,7 @@ async def test_route_methods_405_before_the_session(gw: Gateway, method: str, pa
 
 
 async def test_route_methods_allow_listed(gw: Gateway) -> None:
-    a = await call(gw, "PROPFIND", "/dav/x")
+    a = await call(gw.public, "PROPFIND", "/dav/x")
     assert a.status == 200
     assert _upstream(gw).seen == [("PROPFIND", "http://up.test/dav/x")]
 
@@ -188,7 +150,7 @@ async def test_route_methods_allow_listed(gw: Gateway) -> None:
 ])
 async def test_path_refusals(gw: Gateway, path: str, reason: str) -> None:
     with capture_logs() as logs:
-        a = await call(gw, "GET", path)
+        a = await call(gw.public, "GET", path)
     assert a.status == 400
     assert a.problem()["type"].endswith("/path-rejected")
     assert _rejected(logs) == [reason]
@@ -196,7 +158,7 @@ async def test_path_refusals(gw: Gateway, path: str, reason: str) -> None:
 
 
 async def test_matrix_params_forwarded_where_allowed(gw: Gateway) -> None:
-    a = await call(gw, "GET", "/matrix/a;v=1/b")
+    a = await call(gw.public, "GET", "/matrix/a;v=1/b")
     assert a.status == 200
     assert _upstream(gw).seen == [("GET", "http://up.test/matrix/a;v=1/b")]
 
@@ -232,7 +194,7 @@ async def test_duplicates_refused_at_the_edge(gw: Gateway, path: str,
                                               headers: list[tuple[str, str]],
                                               reason: str) -> None:
     with capture_logs() as logs:
-        a = await call(gw, "GET", path, headers)
+        a = await call(gw.public, "GET", path, headers)
     assert a.status == 400, a.body
     body = a.problem()
     assert body["type"].endswith("/bad-request")
@@ -251,16 +213,16 @@ async def test_duplicates_refused_at_the_edge(gw: Gateway, path: str,
 async def test_ambiguous_forwarded_headers_from_trusted_proxy(
         gw: Gateway, headers: list[tuple[str, str]], reason: str) -> None:
     with capture_logs() as logs:
-        a = await call(gw, "GET", "/public/x", headers, peer="10.0.0.7")
+        a = await call(gw.public, "GET", "/public/x", headers, peer="10.0.0.7")
     assert a.status == 400
     assert _rejected(logs) == [reason]
     assert _upstream(gw).seen == []
     # the same headers from an untrusted peer are ignored, not refused
-    assert (await call(gw, "GET", "/public/x", headers, peer="203.0.113.1")).status == 200
+    assert (await call(gw.public, "GET", "/public/x", headers, peer="203.0.113.1")).status == 200
 
 
 async def test_xff_lines_from_trusted_proxy_combine(gw: Gateway) -> None:
-    a = await call(gw, "GET", "/public/x", [("x-forwarded-for", "6.6.6.6"),
+    a = await call(gw.public, "GET", "/public/x", [("x-forwarded-for", "6.6.6.6"),
                                             ("x-forwarded-for", "1.2.3.4, 10.0.0.9")],
                    peer="10.0.0.7")
     assert a.status == 200
@@ -284,7 +246,7 @@ async def test_client_gone_mid_response_is_an_abort(gw: Gateway) -> None:
         return {"type": "http.disconnect"}
 
     with capture_logs() as logs:
-        a = await call(gw, "GET", "/public/big", receive=receive)
+        a = await call(gw.public, "GET", "/public/big", receive=receive)
     assert a.status == 200
     assert len(a.body) < 1000 * 1024  # the copy stopped
     assert up.responses[0].closed
