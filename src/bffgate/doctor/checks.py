@@ -29,11 +29,11 @@ async def run_doctor(settings: Settings) -> int:
     gw = Gateway(settings)
     try:
         await _check_store(settings, gw, report)
-        meta = await _check_discovery(settings, gw, report)
+        meta = await check_discovery(settings, gw, report)
         if meta is not None:
-            credentials_ok = await _check_client(settings, gw, meta, report)
+            credentials_ok = await check_client(settings, gw, meta, report)
             await check_redirect_uri(settings, gw, meta, report, use_par=credentials_ok)
-            await _check_jwks(gw, meta, report)
+            await check_jwks(gw, meta, report)
     finally:
         await gw.stop()
     print("all checks passed" if report.failures == 0
@@ -53,7 +53,7 @@ async def _check_store(settings: Settings, gw: Gateway, report: Report) -> None:
     report.ok("session store (redis)", f"{safe_url(settings.redis.url.get())} answers PING")
 
 
-async def _check_discovery(settings: Settings, gw: Gateway,
+async def check_discovery(settings: Settings, gw: Gateway,
                            report: Report) -> ProviderMetadata | None:
     issuer = settings.oidc.issuer
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -86,7 +86,7 @@ async def _check_discovery(settings: Settings, gw: Gateway,
     return meta
 
 
-async def _check_client(settings: Settings, gw: Gateway, meta: ProviderMetadata,
+async def check_client(settings: Settings, gw: Gateway, meta: ProviderMetadata,
                         report: Report) -> bool:
     """Authenticate at the token endpoint with a made-up code: ``invalid_grant`` means the
     client got in (only the code was refused); ``invalid_client`` means it did not."""
@@ -126,7 +126,7 @@ async def _check_client(settings: Settings, gw: Gateway, meta: ProviderMetadata,
     return False
 
 
-async def _check_jwks(gw: Gateway, meta: ProviderMetadata, report: Report) -> None:
+async def check_jwks(gw: Gateway, meta: ProviderMetadata, report: Report) -> None:
     try:
         jwks, resp = await fetch_json_response(gw.idp_http, meta.jwks_uri)
     except OidcError as exc:

@@ -70,7 +70,7 @@ async def check_redirect_uri(settings: Settings, gw: Gateway, meta: ProviderMeta
     if resp.is_redirect:
         report.ok(what, "accepted by the IdP (its authorization endpoint went on to log in)")
     elif 400 <= resp.status_code < 500:
-        page = _page_text(resp)
+        page = page_text(resp)
         report.fail(what, meta.authorization_endpoint,
                     f"the IdP refused the authorization request (HTTP {resp.status_code}"
                     f"{': ' + page if page else ''})", fix)
@@ -100,7 +100,7 @@ async def _refuses_other_redirect_uris(gw: Gateway, url: str, redirect_uri: str,
     return 400 <= probe.status_code < 500 and not 400 <= status < 500
 
 
-def _page_text(resp: httpx.Response) -> str:
+def page_text(resp: httpx.Response) -> str:
     """The start of an error page's text, tags and control characters removed."""
     body = resp.text[:20_000]
     body = re.sub(r"(?is)<(script|style|head)\b.*?</\1>", " ", body)
