@@ -12,6 +12,9 @@ Endpoints (all under /api so the gateway route ``/api`` maps 1:1):
   GET  /api/headers              the request headers it received, as JSON
   GET  /api/setcookie            answers with ``Set-Cookie: upstream_sid=...`` (the
                                  gateway must neither pass it on nor replay it)
+  GET  /_count                   {"data": n, "bearer": m}: GET /api/data requests served
+                                 so far, and how many of them carried a Bearer token
+                                 (outside /api: gateways do not route it; compare.py)
 
 The parent waits for the port to accept connections.
 """
@@ -45,8 +48,18 @@ def stream_bytes(size: int) -> bytes:
     return bytes(out[:size])
 
 
-async def data(_request: web.Request) -> web.Response:
+COUNT = {"data": 0, "bearer": 0}
+
+
+async def data(request: web.Request) -> web.Response:
+    COUNT["data"] += 1
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        COUNT["bearer"] += 1
     return web.Response(body=DATA, content_type="application/json")
+
+
+async def count(_request: web.Request) -> web.Response:
+    return web.json_response(COUNT)
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -109,6 +122,7 @@ def main() -> None:
     app.router.add_get("/api/stream", stream)
     app.router.add_get("/api/headers", headers)
     app.router.add_get("/api/setcookie", setcookie)
+    app.router.add_get("/_count", count)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
                 handle_signals=True)
 
