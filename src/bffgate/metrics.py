@@ -19,6 +19,17 @@ class Metrics:
         self.callback_missing_params = Counter(
             "bffgate_callback_missing_params", "Callbacks missing code or state", ["param"],
             registry=r)
+        # M3: the /bff/login handler itself (refusals included), sub-millisecond buckets.
+        self.login_start_duration = Histogram(
+            "bffgate_login_start_duration_seconds", "Time spent in the /bff/login handler",
+            buckets=(.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5),
+            registry=r)
+        # M5: each login attempt counted once, where it ends: refused at /bff/login
+        # (step login) or answered at /bff/callback (step callback).
+        self.login_attempts = Counter(
+            "bffgate_login_attempts", "Login attempts by the step that ended them (login, "
+            "callback), outcome (succeeded, failed) and reason", ["step", "outcome", "reason"],
+            registry=r)
         self.login_duration = Histogram(
             "bffgate_login_duration_seconds", "Login start to successful callback",
             buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=r)
