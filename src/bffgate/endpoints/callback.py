@@ -23,7 +23,7 @@ from bffgate.endpoints.cookies import CookieWriter
 from bffgate.endpoints.deps import SessionEnding
 from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.endpoints.session_end import end_session
-from bffgate.errors import IdentityProviderUnavailable, LoginRejected
+from bffgate.errors import GatewayError, IdentityProviderUnavailable, LoginRejected
 from bffgate.grants import new_tokens
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient
@@ -63,6 +63,20 @@ def _reject(deps: CallbackDeps, reason: str, detail: str | None = None) -> Login
 
 
 async def callback(request: Request, deps: CallbackDeps) -> Response:
+    """The handler; every answer ends a login attempt (M5), by the refusal's reason."""
+    try:
+        response = await _finish(request, deps)
+    except GatewayError as exc:
+        deps.metrics.login_attempts.labels("callback", "failed", exc.reason.split(":")[0]).inc()
+        raise
+    except Exception:
+        deps.metrics.login_attempts.labels("callback", "failed", "internal_error").inc()
+        raise
+    deps.metrics.login_attempts.labels("callback", "succeeded", "ok").inc()
+    return response
+
+
+async def _finish(request: Request, deps: CallbackDeps) -> Response:
     q = request.query_params
     for name in _SINGLE:
         if len(q.getlist(name)) > 1:
@@ -70,8 +84,13 @@ async def callback(request: Request, deps: CallbackDeps) -> Response:
     if any(t in q for t in _FRONT_CHANNEL_TOKENS):
         raise _reject(deps, "front_channel_token", "tokens are never accepted in the URL")
     state, code, error, iss = q.get("state"), q.get("code"), q.get("error"), q.get("iss")
+    # M4, redirect parameter loss: each missing parameter, whatever refuses the callback
+    # first (a code is only expected when the IdP sent no error).
     if not state:
         deps.metrics.callback_missing_params.labels("state").inc()
+    if not code and error is None:
+        deps.metrics.callback_missing_params.labels("code").inc()
+    if not state:
         raise _reject(deps, "state_missing", "state parameter missing")
     if len(state) > 128 or (code is not None and len(code) > 4096):
         raise _reject(deps, "parameter_too_long")
@@ -96,7 +115,6 @@ async def callback(request: Request, deps: CallbackDeps) -> Response:
         code_ = error if _ERROR_CODE.match(error) else "invalid_error_code"
         raise _reject(deps, f"idp_error:{code_}", f"the identity provider answered {code_}")
     if not code:
-        deps.metrics.callback_missing_params.labels("code").inc()
         raise _reject(deps, "code_missing", "code parameter missing")
 
     # A live session this browser already holds (re-login), read before the code is used:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from bffgate.edge.fields import single_cookie
 from bffgate.edge.responses import redirect
 from bffgate.endpoints.cookies import CookieWriter
 from bffgate.endpoints.return_url import ReturnUrlRejected, check_return_url
-from bffgate.errors import IdentityProviderUnavailable, InvalidReturnUrl
+from bffgate.errors import GatewayError, IdentityProviderUnavailable, InvalidReturnUrl
 from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient
 from bffgate.oidc.errors import OidcError
@@ -37,6 +38,21 @@ class LoginDeps:
 
 
 async def login(request: Request, deps: LoginDeps) -> Response:
+    """The handler, timed whatever its outcome (M3); a refusal ends the login attempt (M5)."""
+    started = time.perf_counter()
+    try:
+        return await _start(request, deps)
+    except GatewayError as exc:
+        deps.metrics.login_attempts.labels("login", "failed", exc.reason.split(":")[0]).inc()
+        raise
+    except Exception:
+        deps.metrics.login_attempts.labels("login", "failed", "internal_error").inc()
+        raise
+    finally:
+        deps.metrics.login_start_duration.observe(time.perf_counter() - started)
+
+
+async def _start(request: Request, deps: LoginDeps) -> Response:
     values = request.query_params.getlist("returnUrl")
     if len(values) > 1:
         _reject("duplicate_parameter")
