@@ -5,6 +5,8 @@ knows all the others). ``Gateway.public`` and ``Gateway.admin`` are the two ASGI
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 
@@ -42,6 +44,7 @@ from bffgate.oidc.errors import OidcError
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
 from bffgate.session.logins import LoginRecords
+from bffgate.session.near_cache import NearCache
 from bffgate.session.refresh import RefreshCoordinator
 from bffgate.session.service import SessionService
 from bffgate.store.base import SessionStore
@@ -111,7 +114,9 @@ class Gateway:
             self.store, CookieCodec([k.get() for k in s.cookie.secret_keys],
                                     [k.get() for k in s.cookie.verify_keys]), self.clock,
             idle_timeout=s.session.idle_timeout, absolute_timeout=s.session.absolute_timeout,
-            refresh_ahead=s.session.refresh_ahead)
+            refresh_ahead=s.session.refresh_ahead,
+            near_cache=NearCache() if s.session.near_cache else None)
+        self._follow_changes: asyncio.Task[None] | None = None
         self.logins = LoginRecords(self.store, self.clock, login_timeout=s.session.login_timeout)
         self.refresher = RefreshCoordinator(self.sessions, self.store, self.clock,
                                             OidcRefresher(self.oidc),
@@ -194,6 +199,9 @@ class Gateway:
         for r in self.routes.routes:
             if r.upstream_origin not in self.upstreams:
                 self.upstreams[r.upstream_origin] = self._upstream_factory()
+        if self.sessions.near_cache.enabled and self._follow_changes is None:
+            # Other replicas' session writes and deletes reach the near-cache through this.
+            self._follow_changes = asyncio.create_task(self.store.follow_session_changes())
         if not warm_idp:
             return
         try:
@@ -209,6 +217,11 @@ class Gateway:
             raise ConfigError(problems)
 
     async def stop(self) -> None:
+        if self._follow_changes is not None:
+            self._follow_changes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_changes
+            self._follow_changes = None
         if self.sockets is not None:
             await self.sockets.stop()
         for client in self.upstreams.values():

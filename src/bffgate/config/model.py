@@ -64,6 +64,7 @@ class Kind(enum.Enum):
     TABLE = "table"              # a TOML table, or a JSON object
     SECRET = "secret"            # a Secret: as written, env:NAME or file:/path
     SECRET_LIST = "secret_list"  # Secrets (key rotation); one env:/file: may hold them all
+    COUNT_OR_AUTO = "count_or_auto"  # an integer, or "auto" (server.workers: one per core)
 
 
 KIND = "bffgate.config.kind"  # the field-metadata key
@@ -79,6 +80,7 @@ TEXT, ENUM, FLAG, COUNT = kind(Kind.TEXT), kind(Kind.ENUM), kind(Kind.FLAG), kin
 SIZE, DURATION, SECONDS = kind(Kind.SIZE), kind(Kind.DURATION), kind(Kind.SECONDS)
 LIST, TABLE = kind(Kind.LIST), kind(Kind.TABLE)
 SECRET, SECRET_LIST = kind(Kind.SECRET), kind(Kind.SECRET_LIST)
+COUNT_OR_AUTO = kind(Kind.COUNT_OR_AUTO)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class ServerSettings:
     # auto: httptools when installed (the image, the speed extra), else h11. Either way the
     # same framing policy applies (bffgate.framing, bffgate.http_protocol).
     http_parser: HttpParser = field(default="auto", metadata=ENUM)
+    # Worker processes sharing the listeners (bffgate.workers); "auto": one per core.
+    workers: int | Literal["auto"] = field(default=1, metadata=COUNT_OR_AUTO)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class SessionSettings:
     absolute_timeout: int = field(default=8 * 3600, metadata=DURATION)
     refresh_ahead: int = field(default=60, metadata=DURATION)
     login_timeout: int = field(default=600, metadata=DURATION)
+    # per-process near-cache of recently read sessions (session/near_cache.py)
+    near_cache: bool = field(default=True, metadata=FLAG)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """SessionService: sessions over the store's SessionRecords and the cookie codec.
 
-A session is created with a new random id (fixation-proof), read once per request (the
-store slides its idle TTL in the same round trip), its tokens replaced with compare-and-set
-after a refresh, and deleted. The record's bytes: session/record.py; when new tokens are
+A session is created with a new random id (fixation-proof), read for a request from the
+near-cache when this process read it less than a second ago, else from the store (which
+slides its idle TTL in the same round trip: session/near_cache.py), its tokens replaced with
+compare-and-set after a refresh, and deleted. The record's bytes: session/record.py; when new tokens are
 due for refresh: session/schedule.py; login records: session/logins.py.
 """
 
@@ -22,6 +23,7 @@ from bffgate.session.model import (
     NoSession,
     SessionData,
 )
+from bffgate.session.near_cache import NearCache
 from bffgate.session.record import RecordUnreadable, decode_session, encode_session
 from bffgate.session.schedule import Jitter, RefreshSchedule
 from bffgate.store.base import SessionRecords
@@ -30,10 +32,19 @@ from bffgate.store.base import SessionRecords
 class SessionService:
     def __init__(self, store: SessionRecords, codec: CookieCodec, clock: Clock, *,
                  idle_timeout: int, absolute_timeout: int, refresh_ahead: int,
-                 jitter: Jitter | None = None) -> None:
+                 jitter: Jitter | None = None, near_cache: NearCache | None = None) -> None:
         self._store, self._codec, self._clock = store, codec, clock
         self.idle, self.absolute = idle_timeout, absolute_timeout
         self._schedule = RefreshSchedule(refresh_ahead, jitter)
+        # Off unless given (Gateway gives one per process: session.near_cache).
+        self.near_cache = near_cache or NearCache(max_age=0)
+        store.changes.add(self._changed)
+
+    def _changed(self, key: str | None, generation: int | None) -> None:
+        if key is None:
+            self.near_cache.clear()
+        else:
+            self.near_cache.changed(key, generation)
 
     def _ms(self, now: float) -> dict[str, int]:
         return {"now_ms": int(now * 1000), "idle_ms": self.idle * 1000}
@@ -76,14 +87,27 @@ class SessionService:
             audit.emit(AuditEvent.REQUEST_REJECTED, level="warning",
                        reason=NoSession.COOKIE_INVALID.value, status=401)
             return NoSession.COOKIE_INVALID
-        session = await self.load(handle)
+        session = self._recent(handle) or await self.load(handle)
         return NoSession.SESSION_UNKNOWN if session is None else session
 
+    def _recent(self, handle: SessionHandle) -> LoadedSession | None:
+        """The near-cached session of ``handle`` while neither of its expiries has passed
+        on this request's clock (the store then decides: it may have slid the idle TTL)."""
+        cached = self.near_cache.get(handle.key)
+        if cached is None or cached.handle != handle:
+            return None
+        if self._clock.now() >= cached.idle_expires_at:  # idle_expires_at <= absolute
+            return None
+        return cached
+
     async def load(self, handle: SessionHandle) -> LoadedSession | None:
-        """One store round trip: read and slide the idle TTL. None when gone or unopenable."""
+        """One store round trip: read and slide the idle TTL. None when gone or unopenable.
+        Always the store's copy (the refresh and the exchange re-read under their lock)."""
         now = self._clock.now()
+        mark = self.near_cache.mark()
         stored = await self._store.load_session(handle.key, **self._ms(now))
         if stored is None:
+            self.near_cache.drop(handle.key)
             return None
         try:
             data = decode_session(handle, stored.data)
@@ -91,7 +115,9 @@ class SessionService:
             return None
         if now >= data.absolute_expires_at:
             return None
-        return self._loaded(handle, data, stored.generation, now)
+        session = self._loaded(handle, data, stored.generation, now)
+        self.near_cache.put(session, since=mark)
+        return session
 
     async def replace_tokens(self, current: LoadedSession, new: NewTokens) -> LoadedSession | None:
         """Save a rotated token set with compare-and-set; None if someone else wrote first.
@@ -107,7 +133,12 @@ class SessionService:
         ok = await self._store.replace_session(
             current.key, encode_session(current.handle, data),
             expected_generation=current.generation, **self._ms(now))
-        return self._loaded(current.handle, data, current.generation + 1, now) if ok else None
+        return self._saved(current, data, now) if ok else None
+
+    def _saved(self, current: LoadedSession, data: SessionData, now: float) -> LoadedSession:
+        session = self._loaded(current.handle, data, current.generation + 1, now)
+        self.near_cache.put(session)  # our own write: the newest (compare-and-set)
+        return session
 
     async def save_exchanged(self, current: LoadedSession, key: str,
                              token: ExchangedToken) -> LoadedSession | None:
@@ -118,7 +149,7 @@ class SessionService:
         ok = await self._store.replace_session(
             current.key, encode_session(current.handle, data),
             expected_generation=current.generation, **self._ms(now))
-        return self._loaded(current.handle, data, current.generation + 1, now) if ok else None
+        return self._saved(current, data, now) if ok else None
 
     async def destroy(self, session: LoadedSession) -> bool:
         return await self._store.delete_session(session.key, sub=session.data.sub,

@@ -16,8 +16,33 @@ Every backend failure surfaces as ``bffgate.errors.StoreUnavailable``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+# (store key, its new generation or None when deleted); key None: anything may have changed
+ChangeListener = Callable[[str | None, int | None], None]
+
+
+class SessionChanges:
+    """Who hears of session writes. A store tells its listeners of every record it rewrites
+    or deletes at once, in the writing process; a shared store (Redis) also tells the other
+    processes, whose ``follow_session_changes`` task delivers them there (and says
+    "anything may have changed", key None, whenever it may have missed some)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    def add(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def remove(self, listener: ChangeListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def tell(self, key: str | None, generation: int | None) -> None:
+        for listener in self._listeners:
+            listener(key, generation)
 
 
 @dataclass(frozen=True)
@@ -27,7 +52,20 @@ class StoredSession:
     generation: int
 
 
+@dataclass(frozen=True)
+class PeekedSession:
+    """A record as the store holds it, read without sliding its idle TTL: ``ttl_ms`` is what
+    is left of it (the last slide was ``idle - ttl_ms`` ago while the idle window binds)."""
+
+    data: bytes
+    absolute_expiry_ms: int
+    generation: int
+    ttl_ms: int
+
+
 class SessionRecords(Protocol):
+    changes: SessionChanges
+
     async def create_session(
         self, key: str, data: bytes, *, now_ms: int, idle_ms: int, absolute_expiry_ms: int,
         sub: str, idp_sid: str | None,
@@ -56,7 +94,17 @@ class SessionRecords(Protocol):
 
     async def keys_for_sub(self, sub: str) -> list[str]: ...
 
+    async def follow_session_changes(self) -> None:
+        """Until cancelled: tell ``changes`` of the writes other processes make (nothing to
+        do for a store no other process shares)."""
+        ...
+
     async def keys_for_idp_sid(self, idp_sid: str) -> list[str]: ...
+
+    async def peek_sessions(self, keys: list[str]) -> list[PeekedSession | None]:
+        """The records of these keys with their remaining TTL, in one round trip, WITHOUT
+        sliding it (the admin API, the per-user limit); None for a key with no live record."""
+        ...
 
 
 class LoginRecordStore(Protocol):

@@ -12,7 +12,7 @@ import math
 import uuid
 
 from bffgate.clock import Clock, SystemClock
-from bffgate.store.base import StoredSession
+from bffgate.store.base import PeekedSession, SessionChanges, StoredSession
 
 _POLL = 0.01  # seconds between attempts of a waiting lock
 
@@ -71,6 +71,7 @@ class MemoryStore:
         self._locks: dict[str, tuple[str, float]] = {}
         self._claims: dict[str, float] = {}
         self._cached: dict[str, tuple[bytes, float]] = {}
+        self.changes = SessionChanges()
 
     async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
         now = self.clock.now()
@@ -119,6 +120,7 @@ class MemoryStore:
             return False
         entry.data, entry.gen = data, entry.gen + 1
         entry.expires_ms = min(now_ms + idle_ms, entry.abs_ms)
+        self.changes.tell(key, entry.gen)
         return True
 
     async def sessions_exist(self, keys: list[str]) -> list[bool]:
@@ -130,10 +132,16 @@ class MemoryStore:
         for idx in (f"sub:{sub}" if sub else None, f"sid:{idp_sid}" if idp_sid else None):
             if idx and idx in self._index:
                 self._index[idx].discard(key)
-        return self._sessions.pop(key, None) is not None
+        deleted = self._sessions.pop(key, None) is not None
+        self.changes.tell(key, None)
+        return deleted
 
     async def keys_for_sub(self, sub: str) -> list[str]:
         return sorted(k for k in self._index.get("sub:" + sub, set()) if k in self._sessions)
+
+    async def follow_session_changes(self) -> None:
+        """One process only: every change was told when it was made."""
+        return None
 
     async def keys_for_idp_sid(self, idp_sid: str) -> list[str]:
         return sorted(k for k in self._index.get("sid:" + idp_sid, set()) if k in self._sessions)
@@ -164,3 +172,9 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    async def peek_sessions(self, keys: list[str]) -> list[PeekedSession | None]:
+        now_ms = int(self.clock.now() * 1000)
+        entries = [self._live(key, now_ms) for key in keys]
+        return [None if e is None else PeekedSession(e.data, e.abs_ms, e.gen, e.expires_ms - now_ms)
+                for e in entries]

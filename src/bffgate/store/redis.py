@@ -8,6 +8,9 @@ Key scheme (``prefix`` defaults to ``bffgate:``):
 - ``{prefix}once:{name}``    replay guard (back-channel logout ``jti``), SET NX with a TTL
 - ``{prefix}ct:{<k>}``        a sealed client-credentials token, TTL = until it is renewed
   (``k`` = hash of issuer, client and the route's token request; lock ``lock:{ct:<k>}``)
+- channel ``{prefix}changed``  ``<h> <generation>`` after a session record is rewritten,
+  ``<h> -`` after it is deleted, published in the same round trip as the write; every
+  process follows it (``follow_session_changes``) to drop its near-cached copy
 
 A session value is ``<absolute_expiry_ms>|<generation>|<payload>``: the header lets one Lua
 call read the record AND slide its TTL to min(idle, absolute remaining) on the hot path,
@@ -29,8 +32,10 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from bffgate.errors import StoreUnavailable
-from bffgate.store.base import StoredSession
+from bffgate.store.base import PeekedSession, SessionChanges, StoredSession
+from bffgate.store.redis_changes import follow_changes
 from bffgate.store.redis_lock import RedisLock
+from bffgate.store.redis_peek import peek_records
 
 T = TypeVar("T")
 
@@ -53,7 +58,9 @@ if gen == '0' then return 0 end
 if gen ~= ARGV[1] then return -1 end
 local ttl = math.min(tonumber(ARGV[4]), tonumber(abs) - tonumber(ARGV[3]))
 if ttl <= 0 then redis.call('DEL', KEYS[1]) return 0 end
-redis.call('SET', KEYS[1], abs .. '|' .. (tonumber(gen) + 1) .. '|' .. ARGV[2], 'PX', ttl)
+local next = tonumber(gen) + 1
+redis.call('SET', KEYS[1], abs .. '|' .. next .. '|' .. ARGV[2], 'PX', ttl)
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. next)
 return 1
 """
 
@@ -114,6 +121,8 @@ class RedisStore:
         self._load = client.register_script(_LOAD)
         self._replace = client.register_script(_REPLACE)
         self._on_error = on_error
+        self.changes = SessionChanges()
+        self._channel = f"{key_prefix}changed"
 
     def _s(self, key: str) -> str:
         return f"{self._p}s:{{{key}}}"
@@ -199,9 +208,11 @@ class RedisStore:
         self, key: str, data: bytes, *, expected_generation: int, now_ms: int, idle_ms: int
     ) -> bool:
         async def run() -> bool:
-            result = await self._replace(keys=[self._s(key)],
-                                         args=[expected_generation, data, now_ms, idle_ms])
+            result = await self._replace(
+                keys=[self._s(key)],
+                args=[expected_generation, data, now_ms, idle_ms, self._channel, key])
             if int(result) == 1:
+                self.changes.tell(key, expected_generation + 1)
                 await self._replicated()
                 return True
             return False
@@ -223,13 +234,14 @@ class RedisStore:
                              idp_sid: str | None = None) -> bool:
         async def run() -> int:
             deleted = int(await self._r.delete(self._s(key)))
-            if sub or idp_sid:
-                pipe = self._r.pipeline(transaction=False)
-                if sub:
-                    pipe.srem(f"{self._p}sub:{sub}", key)
-                if idp_sid:
-                    pipe.srem(f"{self._p}sid:{idp_sid}", key)
-                await pipe.execute()
+            self.changes.tell(key, None)
+            pipe = self._r.pipeline(transaction=False)
+            pipe.publish(self._channel, f"{key} -")
+            if sub:
+                pipe.srem(f"{self._p}sub:{sub}", key)
+            if idp_sid:
+                pipe.srem(f"{self._p}sid:{idp_sid}", key)
+            await pipe.execute()
             return deleted
 
         return await self._call(run) > 0
@@ -254,6 +266,9 @@ class RedisStore:
 
     async def keys_for_idp_sid(self, idp_sid: str) -> list[str]:
         return await self._members(f"{self._p}sid:{idp_sid}")
+
+    async def follow_session_changes(self) -> None:
+        await follow_changes(self._r, self._channel, self.changes, self._on_error)
 
     async def claim_once(self, name: str, ttl_seconds: int) -> bool:
         result = await self._call(lambda: self._r.set(f"{self._p}once:{name}", b"1",
@@ -280,3 +295,6 @@ class RedisStore:
             await self._r.aclose()
         except (RedisError, OSError):
             return
+
+    async def peek_sessions(self, keys: list[str]) -> list[PeekedSession | None]:
+        return await self._call(lambda: peek_records(self._r, [self._s(k) for k in keys]))

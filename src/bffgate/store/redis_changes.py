@@ -1,0 +1,52 @@
+"""Following the session writes of every process through Redis pub/sub.
+
+The Redis store publishes ``<key> <generation>`` on ``{prefix}changed`` after it rewrites a
+session record, ``<key> -`` after it deletes one, in the same round trip as the write
+(store/redis.py). Each process follows the channel and tells its listeners (the session
+near-cache, session/near_cache.py). Pub/sub is at-most-once: whenever the subscription
+(re)starts, changes may have been missed, so the listeners then hear key None ("anything
+may have changed"); the near-cache's own age bound covers the gap in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from bffgate.store.base import SessionChanges
+
+_BACKOFF = (0.1, 2.0)  # first and longest wait before subscribing again
+
+
+async def follow_changes(client: Any, channel: str, changes: SessionChanges,
+                         on_error: Callable[[], None] | None) -> None:
+    """Until cancelled: deliver every message of ``channel`` to ``changes``."""
+    backoff = _BACKOFF[0]
+    while True:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            changes.tell(None, None)  # subscribed: what happened before may have been missed
+            backoff = _BACKOFF[0]
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    _deliver(changes, message.get("data"))
+        except (TimeoutError, RedisError, OSError):
+            changes.tell(None, None)
+            if on_error:
+                on_error()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF[1])
+        finally:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await pubsub.aclose()
+
+
+def _deliver(changes: SessionChanges, data: Any) -> None:
+    text = data.decode("ascii", "replace") if isinstance(data, bytes) else str(data)
+    key, _, generation = text.partition(" ")
+    changes.tell(key, int(generation) if generation.isdigit() else None)
