@@ -24,6 +24,7 @@ class AuditEvent(StrEnum):
     SESSION_EXPIRED = "session.expired"
     SESSION_ENDED = "session.ended"
     SESSION_REVOKED = "session.revoked"
+    SESSION_EVICTED = "session.evicted"  # session.max_per_user: a new login ended the oldest
     LOGOUT_BACKCHANNEL = "logout.backchannel"
     CSRF_REJECTED = "csrf.rejected"
     REQUEST_PROXIED = "request.proxied"
