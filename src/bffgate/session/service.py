@@ -22,6 +22,7 @@ from bffgate.session.model import (
     NewTokens,
     NoSession,
     SessionData,
+    SessionOrigin,
 )
 from bffgate.session.near_cache import NearCache
 from bffgate.session.record import RecordUnreadable, decode_session, encode_session
@@ -37,7 +38,7 @@ class SessionService:
         self.idle, self.absolute = idle_timeout, absolute_timeout
         self._schedule = RefreshSchedule(refresh_ahead, jitter)
         # Off unless given (Gateway gives one per process: session.near_cache).
-        self.near_cache = near_cache or NearCache(max_age=0)
+        self.near_cache = near_cache if near_cache is not None else NearCache(max_age=0)
         store.changes.add(self._changed)
 
     def _changed(self, key: str | None, generation: int | None) -> None:
@@ -55,12 +56,15 @@ class SessionService:
                              min(now + self.idle, data.absolute_expires_at))
 
     async def create(self, new: NewTokens, *, sub: str, idp_sid: str | None,
-                     claims: dict[str, Any]) -> tuple[str, LoadedSession]:
-        """A brand-new session (new random id: fixation-proof). Returns the cookie value."""
+                     claims: dict[str, Any], origin: SessionOrigin | None = None,
+                     ) -> tuple[str, LoadedSession]:
+        """A brand-new session (new random id: fixation-proof). Returns the cookie value.
+        ``origin``: the login's client address and User-Agent, shown by the admin API."""
         now = self._clock.now()
         handle = SessionHandle.new()
         data = SessionData(sub, idp_sid, claims, now, now + self.absolute,
-                           secrets.token_urlsafe(16), self._schedule.tokens(new, now))
+                           secrets.token_urlsafe(16), self._schedule.tokens(new, now),
+                           origin=origin)
         await self._store.create_session(
             handle.key, encode_session(handle, data), **self._ms(now),
             absolute_expiry_ms=int(data.absolute_expires_at * 1000), sub=sub, idp_sid=idp_sid)
@@ -129,7 +133,7 @@ class SessionService:
         merged = NewTokens(new.access_token, new.refresh_token or old.refresh_token,
                            new.id_token or old.id_token, new.expires_at,
                            new.dpop_key or old.dpop_key, new.token_type)  # DPoP: same key
-        data = current.data.with_tokens(self._schedule.tokens(merged, now))
+        data = current.data.with_tokens(self._schedule.tokens(merged, now), now)
         ok = await self._store.replace_session(
             current.key, encode_session(current.handle, data),
             expected_generation=current.generation, **self._ms(now))
