@@ -22,7 +22,8 @@ from bffgate.store.base import SessionRecords
 
 @dataclass(frozen=True)
 class ById:
-    key: str  # the store key (what /admin/sessions and `bffgate sessions list` show)
+    key: str  # the store key (found from an admin id by session/inventory.py; never shown)
+    sub: str | None = None  # when known, its index entry goes too
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,19 @@ def key_or_sub(key: str | None, sub: str | None) -> ById | BySub | None:
 
 
 async def end_sessions(store: SessionRecords, which: Sessions, *, reason: str,
-                       revoke: Revoker | None = None) -> int:
+                       revoke: Revoker | None = None,
+                       event: AuditEvent = AuditEvent.SESSION_REVOKED) -> int:
     """End the sessions ``which`` names, audit each one; returns how many ended.
 
     ``revoke`` applies to a presented session only (None: its refresh token is kept, e.g.
-    a re-login sharing the IdP session, whose grant the new session uses)."""
+    a re-login sharing the IdP session, whose grant the new session uses). ``event``: what
+    a session ended without its cookie is audited as (``session.evicted`` for the per-user
+    limit)."""
     if isinstance(which, LoadedSession):
         return await _end_presented(store, which, reason, revoke)
     match which:
-        case ById(key=key):
-            keys, sub, sid = [key], None, None
+        case ById(key=key, sub=sub):
+            keys, sid = [key], None
         case BySub(sub=sub):
             keys, sid = await store.keys_for_sub(sub), None
         case BySid(idp_sid=sid, sub=sub):
@@ -68,7 +72,7 @@ async def end_sessions(store: SessionRecords, which: Sessions, *, reason: str,
     for key in keys:
         if await store.delete_session(key, sub=sub, idp_sid=sid):
             ended += 1
-            audit.emit(AuditEvent.SESSION_REVOKED, reason=reason, session=key[:16], sub=sub)
+            audit.emit(event, reason=reason, session=key[:16], sub=sub)
     return ended
 
 

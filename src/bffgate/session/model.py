@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -65,14 +66,46 @@ class SessionData:
     tokens: Tokens = field(repr=True)
     # Tokens exchanged for the access token (RFC 8693), by route key (bffgate.tokens.exchange)
     exchanged: Mapping[str, ExchangedToken] = field(default_factory=dict)
+    # What the admin API shows (session/inventory.py); none of it is secret or derived from
+    # the cookie. admin_id: a random handle of its own (never the store key or a hash of it).
+    admin_id: str = field(default_factory=lambda: new_admin_id())
+    origin: SessionOrigin | None = None
+    refreshed_at: float | None = None  # when the tokens were last replaced by a refresh
+    refresh_count: int = 0
 
-    def with_tokens(self, tokens: Tokens) -> SessionData:
-        """The session with a new token set; what was exchanged for the old access token
-        goes with it (the next exchange uses the new one)."""
-        return replace(self, tokens=tokens, exchanged={})
+    def with_tokens(self, tokens: Tokens, now: float | None = None) -> SessionData:
+        """The session with a new token set (a refresh at ``now``, counted); what was
+        exchanged for the old access token goes with it (the next exchange uses the new one)."""
+        return replace(self, tokens=tokens, exchanged={},
+                       refreshed_at=self.refreshed_at if now is None else now,
+                       refresh_count=self.refresh_count + 1)
 
     def with_exchanged(self, key: str, token: ExchangedToken) -> SessionData:
         return replace(self, exchanged={**self.exchanged, key: token})
+
+
+USER_AGENT_MAX = 256  # characters of the login's User-Agent kept in the record
+
+
+@dataclass(frozen=True)
+class SessionOrigin:
+    """Where a session was created: the login callback's client address (after the trusted
+    proxies) and User-Agent (truncated). Shown to administrators, never used to decide."""
+
+    client_ip: str | None
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, client_ip: object, user_agent: object) -> SessionOrigin:
+        ip = str(client_ip)[:64] if client_ip else None
+        ua = str(user_agent)[:USER_AGENT_MAX] if user_agent else None
+        return cls(ip, ua)
+
+
+def new_admin_id() -> str:
+    """A random admin handle (128 bits, base64url): unrelated to the session id, the
+    per-session secret and the store key."""
+    return secrets.token_urlsafe(16)
 
 
 @dataclass(frozen=True, repr=False)
