@@ -50,6 +50,7 @@ from bffgate.session.service import SessionService
 from bffgate.store.base import SessionStore
 from bffgate.store.memory import MemoryStore
 from bffgate.store.redis import RedisStore, create_redis_client
+from bffgate.telemetry.setup import Tracing, route_of
 from bffgate.tokens.client import ClientTokens, OidcClientGrant, client_requests
 from bffgate.tokens.client_cache import SharedTokenCache
 from bffgate.tokens.exchange import ExchangeTokens, OidcExchanger, exchange_requests
@@ -94,12 +95,14 @@ class Gateway:
         self.metrics = Metrics()
         self._count_redactions = self.metrics.redactions.inc
         logs.on_redaction(self._count_redactions)
-        self.store = store or build_store(settings, self.metrics, self.clock)
+        self.tracing = Tracing(settings)  # off: each wrap below returns its argument
+        self.store = store or self.tracing.store(build_store(settings, self.metrics, self.clock))
         s = settings
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self.idp_http = httpx.AsyncClient(
             timeout=httpx.Timeout(s.oidc.http_timeout, connect=min(5.0, s.oidc.http_timeout)),
-            follow_redirects=False, transport=idp_transport, trust_env=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+            follow_redirects=False, transport=self.tracing.idp_transport(idp_transport, limits),
+            trust_env=False, limits=limits)
         self.discovery = Discovery(self.idp_http, s.oidc.issuer, self.clock, s.oidc.metadata_ttl)
         rp = RelyingParty(
             issuer=s.oidc.issuer, client_id=s.oidc.client_id,
@@ -133,12 +136,12 @@ class Gateway:
         self.route_tokens = RouteTokens(UserTokens(self.refresher, login_url=LOGIN_URL), client,
                                         dpop=self.oidc.dpop if s.oidc.dpop else None,
                                         exchange=exchange)
-        self._upstream_factory = upstream_factory or AiohttpUpstream
+        self._upstream_factory = self.tracing.upstreams(upstream_factory or AiohttpUpstream)
         self.upstreams: dict[str, UpstreamClient] = {}
         self.sockets: SocketRegistry | None = None  # with websocket routes only
         cookies = CookieWriter(s.cookie.name, s.login_cookie_name, s.cookie.same_site,
                                s.cookie.secure, s.session.login_timeout)
-        self.public: ASGIApp = self._public_app(cookies)
+        self.public: ASGIApp = self.tracing.edge(self._public_app(cookies), route_of(self.routes))
         self.admin: ASGIApp = self._admin_app(cookies)
 
     def _public_app(self, cookies: CookieWriter) -> ASGIApp:

@@ -130,6 +130,8 @@ class SessionSettings:
     login_timeout: int = field(default=600, metadata=DURATION)
     # per-process near-cache of recently read sessions (session/near_cache.py)
     near_cache: bool = field(default=True, metadata=FLAG)
+    # a new login beyond this many sessions of one sub ends its oldest (0: unlimited)
+    max_per_user: int = field(default=0, metadata=COUNT)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from bffgate import telemetry
 from bffgate.clock import Clock
 from bffgate.crypto.cookie_codec import binding_matches
 from bffgate.crypto.sealing import SealBroken, open_sealed, seal
@@ -35,6 +36,8 @@ class LoginRecords:
             "created_at": record.created_at,
             "binding": record.binding_hash,
         }
+        if (trace := telemetry.current_traceparent()) is not None:
+            doc["trace"] = trace  # tracing on: the callback's span links to the login's
         await self._store.put_login(state, json.dumps(doc).encode(), self.login_timeout)
 
     async def take(self, state: str, binding: str | None) -> LoginRecord:
@@ -43,6 +46,7 @@ class LoginRecords:
         if raw is None:
             raise LoginRecordRejected("state_unknown")
         doc = json.loads(raw)
+        telemetry.link_current_span(doc.get("trace"), "login")
         if self._clock.now() - float(doc["created_at"]) > self.login_timeout:
             raise LoginRecordRejected("login_expired")
         if not binding_matches(binding, doc["binding"]):

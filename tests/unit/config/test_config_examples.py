@@ -20,11 +20,13 @@ from bffgate.config import (
     SessionSettings,
     load_settings,
 )
+from bffgate.config.model import TelemetrySettings
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 SECTIONS = {
     "server": ServerSettings, "oidc": OidcSettings, "session": SessionSettings,
     "cookie": CookieSettings, "redis": RedisSettings, "log": LogSettings,
+    "telemetry": TelemetrySettings,
 }
 
 

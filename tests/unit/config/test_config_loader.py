@@ -179,7 +179,7 @@ def test_unknown_key_is_named_with_the_known_ones() -> None:
 def test_unknown_sections_are_named(tmp_path: Path) -> None:
     """Unknown [sections] in the file are each named, in order."""
     path = write_config(tmp_path, FILE_CONFIG + "\n[metrics]\nx = 1\n[audit]\ny = 2\n")
-    known = "server, oidc, session, cookie, redis, log, routes"
+    known = "server, oidc, session, cookie, redis, log, telemetry, routes"
     assert problems(path=path, base=False) == [
         f"audit: unknown section (known: {known})",
         f"metrics: unknown section (known: {known})",
@@ -190,7 +190,7 @@ def test_unknown_environment_section_is_named() -> None:
     """BFFGATE_OIDCC__ISSUER (typo) is reported, not silently ignored."""
     assert problems(environ={"BFFGATE_OIDCC__ISSUER": "x"}) == [
         "BFFGATE_OIDCC__ISSUER: unknown section 'oidcc' "
-        "(known: server, oidc, session, cookie, redis, log)",
+        "(known: server, oidc, session, cookie, redis, log, telemetry)",
     ]
 
 
