@@ -187,6 +187,13 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    # OpenTelemetry tracing (the otel extra, README "Tracing (OpenTelemetry)"); where the
+    # spans go is set by the standard OTEL_* environment variables.
+    tracing: bool = field(default=False, metadata=FLAG)
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     oidc: OidcSettings
@@ -195,6 +202,7 @@ class Settings:
     redis: RedisSettings
     routes: tuple[RouteSettings, ...]
     log: LogSettings
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @functools.cached_property  # read on every proxied request (CSRF, X-Forwarded-*)
     def public_origin(self) -> str:
@@ -218,6 +226,7 @@ SECTIONS: dict[str, type] = {
     "cookie": CookieSettings,
     "redis": RedisSettings,
     "log": LogSettings,
+    "telemetry": TelemetrySettings,
 }
 
 

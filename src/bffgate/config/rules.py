@@ -3,6 +3,7 @@ every setting that would silently weaken the gateway (explicit checks, never ``a
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import math
 import re
@@ -253,5 +254,21 @@ def _methods(key: str, methods: tuple[str, ...]) -> Problems:
                     f"known: {', '.join(sorted(KNOWN_METHODS))})")
 
 
+OTEL_MISSING = ("true needs the otel extra: pip install 'bffgate[otel]' "
+                "(opentelemetry-sdk and its OTLP/HTTP exporter are not installed)")
+
+
+def otel_installed() -> bool:
+    """Whether the otel extra is importable (asked only when tracing is on: finding it
+    imports the ``opentelemetry`` namespace package)."""
+    return all(importlib.util.find_spec(m) is not None for m in (
+        "opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"))
+
+
+def telemetry(s: Settings) -> Problems:
+    if s.telemetry.tracing and not otel_installed():
+        yield "telemetry.tracing", OTEL_MISSING
+
+
 SECTION_RULES: tuple[Callable[[Settings], Problems], ...] = (
-    server, oidc, session, cookie, redis, routes)
+    server, oidc, session, cookie, redis, routes, telemetry)
