@@ -9,6 +9,7 @@ due for refresh: session/schedule.py; login records: session/logins.py.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -40,6 +41,7 @@ class SessionService:
         # Off unless given (Gateway gives one per process: session.near_cache).
         self.near_cache = near_cache if near_cache is not None else NearCache(max_age=0)
         store.changes.add(self._changed)
+        self._reading: dict[str, asyncio.Future[LoadedSession | None]] = {}
 
     def _changed(self, key: str | None, generation: int | None) -> None:
         if key is None:
@@ -91,8 +93,22 @@ class SessionService:
             audit.emit(AuditEvent.REQUEST_REJECTED, level="warning",
                        reason=NoSession.COOKIE_INVALID.value, status=401)
             return NoSession.COOKIE_INVALID
-        session = self._recent(handle) or await self.load(handle)
+        session = self._recent(handle) or await self._read(handle)
         return NoSession.SESSION_UNKNOWN if session is None else session
+
+    async def _read(self, handle: SessionHandle) -> LoadedSession | None:
+        """``load``, shared by the requests that miss the near-cache for one session at the
+        same time (the burst when a hot entry ages out). Only with the near-cache on: a read
+        in flight may predate a request by its round trip, which the cache's bound allows."""
+        if not self.near_cache.enabled:
+            return await self.load(handle)
+        task = self._reading.get(handle.key)
+        if task is None:
+            task = asyncio.ensure_future(self.load(handle))
+            self._reading[handle.key] = task
+            task.add_done_callback(lambda _t: self._reading.pop(handle.key, None))
+        loaded = await asyncio.shield(task)  # one caller leaving must not cancel the others'
+        return loaded if loaded is None or loaded.handle == handle else None
 
     def _recent(self, handle: SessionHandle) -> LoadedSession | None:
         """The near-cached session of ``handle`` while neither of its expiries has passed

@@ -180,3 +180,19 @@ def test_listeners_hear_every_change_in_order() -> None:
     changes.tell("k", None)
     changes.tell(None, None)
     assert heard == [("k", 2), ("k", None), (None, None)]
+
+
+async def test_concurrent_misses_share_one_read() -> None:
+    """The burst when a hot entry ages out: 20 requests at once, one store read."""
+    import asyncio
+
+    clock, ticker = FrozenClock(), Ticker()
+    store = CountingStore(clock)
+    svc = _service(store, clock, ticker)
+    cookie = await _login(svc, clock)
+    found = await asyncio.gather(*(svc.from_cookie(cookie) for _ in range(20)))
+    assert all(isinstance(f, LoadedSession) for f in found)
+    assert store.loads == 1
+    off = _service(store, clock, ticker, max_age=0)  # cache off: each request reads itself
+    await asyncio.gather(*(off.from_cookie(cookie) for _ in range(5)))
+    assert store.loads == 6
