@@ -11,6 +11,11 @@ counts ``POST /token`` requests whose urlencoded body has ``grant_type=refresh_t
 
     {"refresh_grants": n, "refresh_ok": n, "last_token_at": unix_time_or_null}
 
+and ``POST /bench/active`` (body: an access token) answering ``{"active": true|false}``: the
+IdP's own view (signature, expiry, and not revoked: a reused refresh token revokes its whole
+grant, access tokens included). The bench's upstream asks it for every call, like a resource
+server that introspects, so a burned grant shows as failed calls at once.
+
 ``refresh_ok`` counts refresh grants answered 200; ``last_token_at`` is the wall-clock time
 of the last successful token response (code or refresh grant), so the bench can time its
 storms from when the current access token was really issued. Counting happens here, at the
@@ -36,8 +41,9 @@ Message = dict[str, Any]
 class GrantCounter:
     """Pure ASGI middleware: counts refresh grants, serves /bench/stats."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, is_active: Any = None) -> None:
         self.app = app
+        self.is_active = is_active  # access token -> bool (the IdP's own check)
         self.refresh_grants = 0
         self.refresh_ok = 0
         self.last_token_at: float | None = None
@@ -49,6 +55,9 @@ class GrantCounter:
         path, method = scope["path"], scope["method"]
         if path == "/bench/stats" and method == "GET":
             await self._stats(send)
+            return
+        if path == "/bench/active" and method == "POST" and self.is_active is not None:
+            await self._active(receive, send)
             return
         if path != "/token" or method != "POST":
             await self.app(scope, receive, send)
@@ -91,10 +100,23 @@ class GrantCounter:
 
         await self.app(scope, replay, watch)
 
+    async def _active(self, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        active = bool(self.is_active(body.decode("ascii", "replace").strip()))
+        await self._json(send, {"active": active})
+
     async def _stats(self, send: Any) -> None:
-        body = json.dumps({"refresh_grants": self.refresh_grants,
-                           "refresh_ok": self.refresh_ok,
-                           "last_token_at": self.last_token_at}).encode()
+        await self._json(send, {"refresh_grants": self.refresh_grants,
+                                "refresh_ok": self.refresh_ok,
+                                "last_token_at": self.last_token_at})
+
+    async def _json(self, send: Any, data: dict[str, Any]) -> None:
+        body = json.dumps(data).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"cache-control", b"no-store"),
@@ -116,7 +138,11 @@ def main() -> None:
                          redirect_uris=args.redirect_uri,
                          post_logout_redirect_uris=args.post_logout_redirect_uri,
                          access_token_ttl=args.access_token_ttl)
-    uvicorn.run(GrantCounter(app), host="127.0.0.1", port=args.port, log_level="warning",
+    # the token service behind POST /token: its _active_access is the IdP's own check
+    tokens = next(r.endpoint.__self__ for r in app.routes  # type: ignore[attr-defined]
+                  if getattr(r, "path", None) == "/token")
+    uvicorn.run(GrantCounter(app, lambda t: tokens._active_access(t) is not None),
+                host="127.0.0.1", port=args.port, log_level="warning",
                 access_log=False, lifespan="off")
 
 

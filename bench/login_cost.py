@@ -1,0 +1,235 @@
+"""Login cost: how much of the gateway's CPU does one login take (issue #12)?
+
+    python bench/login_cost.py [--logins 300] [--parallel 4] [--log-level info]
+                               [--pyspy FILE] [--src DIR] [--timeout 180]
+
+One login = ``GET /bff/login`` (302 to the IdP, login record in Redis) + the IdP's round
+(sign-in form and POST, 302 to the callback: the IdP's own work, excluded) +
+``GET /bff/callback`` (login record taken, code exchanged at the IdP's token endpoint, ID
+token verified, session written to Redis, cookie set). The figure is the **gateway
+process tree's user + system CPU** (from /proc, all threads; IdP, Redis and the client are
+other processes, so excluded) during N logins, divided by N. Target (issue #12): ≤ 2 ms.
+
+Everything on 127.0.0.1, started here and stopped by PID: its own ``redis-server``,
+bffgate's development IdP (bench/_storm_idp.py, ES256 ID tokens), one ``bffgate serve``
+(log level ``info`` by default: each login writes its audit lines, as deployed). The client
+(threads, one httpx client each, a keep-alive connection per client like a browser)
+runs ``--parallel`` logins at a time. A warm-up of 20 logins (JWKS fetched, code paths
+loaded) is not counted.
+
+``--pyspy FILE`` then profiles the gateway (py-spy, ``pip install py-spy``) during a second
+batch of the same size and prints where its time goes (self time by package and the top
+functions, inclusive time of bffgate's functions); the raw collapsed stacks go to FILE.
+``--src DIR`` runs the gateway from another source tree (a ``git archive`` of the commit to
+measure), default this checkout's src/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _stack import (
+    Stack,
+    cpu_split,
+    describe_source,
+    free_port,
+    gateway_config,
+    gateway_login,
+    log,
+    machine,
+    new_secret,
+    source_env,
+)
+
+from support.processes import http_ok
+
+
+def run_logins(url: str, n: int, parallel: int) -> tuple[list[float], int]:
+    """``n`` logins, ``parallel`` at a time; (latencies in s, failures)."""
+    import httpx
+
+    local = threading.local()
+    clients: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def one(_i: int) -> float | None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(timeout=15, follow_redirects=False,
+                                                 trust_env=False)
+            with lock:
+                clients.append(client)
+        t = time.perf_counter()
+        try:
+            gateway_login(url, client)
+        except Exception as exc:  # counted, first few shown
+            log(f"login failed: {type(exc).__name__}: {str(exc)[:200]}")
+            return None
+        return time.perf_counter() - t
+
+    try:
+        with ThreadPoolExecutor(parallel) as pool:
+            results = list(pool.map(one, range(n)))
+    finally:
+        for client in clients:
+            client.close()
+    ok = [r for r in results if r is not None]
+    return ok, n - len(ok)
+
+
+def measure(url: str, pid: int, n: int, parallel: int, label: str) -> dict[str, float]:
+    (u0, s0), t0 = cpu_split(pid), time.perf_counter()
+    latencies, failures = run_logins(url, n, parallel)
+    wall, (u1, s1) = time.perf_counter() - t0, cpu_split(pid)
+    cpu = (u1 - u0) + (s1 - s0)
+    done = max(1, len(latencies))
+    result = {"logins": len(latencies), "failures": failures, "wall": wall, "cpu": cpu,
+              "cpu_ms_per_login": cpu * 1000 / done, "logins_per_s": len(latencies) / wall,
+              "user_ms": (u1 - u0) * 1000 / done, "sys_ms": (s1 - s0) * 1000 / done,
+              "p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
+              "gateway_cpu_pct": cpu / wall * 100}
+    log(f"{label}: {len(latencies)} logins ({failures} failed) in {wall:.1f}s = "
+        f"{result['logins_per_s']:.0f}/s; gateway CPU {cpu:.2f}s = "
+        f"{result['cpu_ms_per_login']:.2f} ms/login (user {result['user_ms']:.2f} + sys "
+        f"{result['sys_ms']:.2f}; {result['gateway_cpu_pct']:.0f} % of "
+        f"a core); login p50 {result['p50_ms']:.1f} ms (whole round, IdP included)")
+    return result
+
+
+# --------------------------------------------------------------------------- py-spy
+
+
+def _package(frame: str) -> str:
+    """``func (path/to/file.py:12)`` -> a package-ish name for grouping."""
+    path = frame.rsplit("(", 1)[-1].rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    for marker in ("site-packages", "dist-packages", "src"):
+        if marker in parts:
+            rest = parts[parts.index(marker) + 1:]
+            return rest[0].removesuffix(".py") if rest else path
+    if "lib" in parts and any(p.startswith("python3") for p in parts):
+        return "stdlib:" + Path(path).stem
+    return Path(path).stem
+
+
+def summarize_pyspy(raw: Path, top: int = 25) -> None:
+    self_fn: collections.Counter[str] = collections.Counter()
+    self_pkg: collections.Counter[str] = collections.Counter()
+    incl_bff: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        leaf = frames[-1]
+        self_fn[leaf] += n
+        self_pkg[_package(leaf)] += n
+        for frame in set(frames):
+            if "bffgate" in frame:
+                incl_bff[frame] += n
+    if not total:
+        print("py-spy: no samples")
+        return
+    print(f"\npy-spy: {total} samples of the gateway (idle samples excluded)")
+    print("self time by package:")
+    for pkg, n in self_pkg.most_common(15):
+        print(f"  {n / total * 100:5.1f} %  {pkg}")
+    print(f"top {top} functions by self time:")
+    for fn, n in self_fn.most_common(top):
+        print(f"  {n / total * 100:5.1f} %  {fn}")
+    print("bffgate functions by inclusive time:")
+    for fn, n in incl_bff.most_common(top):
+        print(f"  {n / total * 100:5.1f} %  {fn}")
+
+
+def profile(url: str, pid: int, n: int, parallel: int, out: Path, native: bool) -> None:
+    import shutil
+
+    pyspy = shutil.which("py-spy")
+    if pyspy is None:
+        log("py-spy not found (pip install py-spy): no profile")
+        return
+    spy = subprocess.Popen([pyspy, "record", "-p", str(pid), "-r", "250", "--format", "raw",
+                            "-o", str(out), *(["--native"] if native else ["--nonblocking"])],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let it attach
+    try:
+        measure(url, pid, n, parallel, "profiled batch")
+    finally:
+        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        try:
+            spy.wait(20)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(5)
+    if out.exists():
+        summarize_pyspy(out)
+    else:
+        err = spy.stderr.read().decode(errors="replace") if spy.stderr else ""
+        log(f"py-spy wrote nothing: {err[-500:]}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logins", type=int, default=300)
+    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--pyspy", type=Path, help="profile a second batch; raw stacks here")
+    parser.add_argument("--native", action="store_true",
+                        help="py-spy --native: C frames too (uvloop, httptools, ...)")
+    parser.add_argument("--src", help="run the gateway from this source tree")
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args()
+    env = source_env(args.src)
+    print(f"machine: {machine()}; gateway source: {describe_source(args.src)}")
+
+    failed = True
+    with Stack("bffgate-login-cost-", args.timeout) as stack:
+        _redis, redis_port = stack.redis()
+        port, admin_port = free_port(), free_port()
+        client_id, client_secret = "login-bench", new_secret()
+        _idp, idp_url = stack.storm_idp(client_id, client_secret,
+                                        [f"http://localhost:{port}/bff/callback"], 3600)
+        config = gateway_config(port, admin_port, idp_url, client_id, client_secret,
+                                redis_port, "http://127.0.0.1:9", new_secret(),
+                                log_level=args.log_level)
+        gw = stack.gateway("gateway", config, env)
+        gw.wait_ready(http_ok(f"http://127.0.0.1:{admin_port}/healthz"), timeout=30)
+        assert gw.pid is not None
+        url = f"http://localhost:{port}"
+        log(f"redis :{redis_port}, dev IdP {idp_url}, gateway pid {gw.pid} on :{port} "
+            f"(log level {args.log_level})")
+        measure(url, gw.pid, args.warmup, args.parallel, "warm-up")
+        result = measure(url, gw.pid, args.logins, args.parallel, "measured")
+        if args.pyspy:
+            profile(url, gw.pid, args.logins, args.parallel, args.pyspy, args.native)
+        verdict = "PASS" if result["cpu_ms_per_login"] <= 2.0 else "ABOVE TARGET"
+        print(f"\nlogin cost: {result['logins']} logins, {args.parallel} in parallel, "
+              f"log level {args.log_level}: gateway CPU {result['cpu_ms_per_login']:.2f} ms "
+              f"per login (user {result['user_ms']:.2f} + sys {result['sys_ms']:.2f}; "
+              f"target <= 2 ms: {verdict}); {result['logins_per_s']:.0f} logins/s "
+              f"with the IdP on the same cores; failures {result['failures']}")
+        failed = result["failures"] > 0
+        if failed:
+            stack.keep = True
+            print(gw.tail(20))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

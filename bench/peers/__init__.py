@@ -1,0 +1,1 @@
+"""Real peers the benches measure bffgate against (Apache httpd + mod_auth_openidc, ...)."""
