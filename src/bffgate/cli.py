@@ -1,4 +1,4 @@
-"""The bffgate command: serve, demo, check-config, doctor, sessions."""
+"""The bffgate command: serve, demo, check-config, doctor, probe, sessions."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from bffgate.config import (
 )
 from bffgate.errors import GatewayError
 from bffgate.listeners import ListenerUnavailable, check_listeners
+from bffgate.probe import add_probe_command
 
 DESCRIPTION = ("A Backend-for-Frontend OAuth session gateway. Start with `bffgate demo`; "
                "`bffgate COMMAND --help` tells more.")
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         sp.set_defaults(func=fn)
+    add_probe_command(sub, CONFIG_HELP, _load)
     demo = sub.add_parser(
         "demo", help="gateway + dev IdP + demo API and page (NOT production)",
         description="A first look: gateway, built-in dev identity provider, demo API and demo "
