@@ -1,12 +1,26 @@
-"""Prometheus metrics (prefix ``bffgate_``): PKCE SLIs, refresh outcomes, proxy traffic."""
+"""Prometheus metrics (prefix ``bffgate_``): PKCE SLIs, refresh outcomes, proxy traffic.
+
+With ``server.workers`` > 1 the supervisor sets PROMETHEUS_MULTIPROC_DIR before any worker
+imports prometheus_client, which then keeps every value in per-process files there
+(prometheus_client.values picks its value class once, at import); ``render`` merges the
+files of all workers (MultiProcessCollector), whichever worker answers /metrics. A Gauge
+must say how its workers' values combine (``multiprocess_mode``: livesum, liveall, max...);
+Counters and Histograms are summed."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as _values
+
+
+def multiprocess_mode() -> bool:
+    """True in a worker of ``server.workers`` > 1 (values live in PROMETHEUS_MULTIPROC_DIR)."""
+    return _values.ValueClass is not _values.MutexValue
 
 
 class Metrics:
-    """One registry per gateway instance (tests run several in one process)."""
+    """One registry per gateway instance (tests run several in one process); in a worker
+    the values are the process's share of the workers' files (see the module's note)."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -56,7 +70,7 @@ class Metrics:
             "user_or_client routes, per request by outcome: cached, issued, failed",
             ["route", "outcome"], registry=r)
         self.websockets_open = Gauge("bffgate_websockets_open", "Open proxied WebSockets",
-                                     registry=r)
+                                     registry=r, multiprocess_mode="livesum")
         self.websocket_upgrades = Counter(
             "bffgate_websocket_upgrades", "WebSocket handshakes by outcome: 101, or the "
             "refusal's status", ["outcome"], registry=r)
@@ -68,5 +82,23 @@ class Metrics:
             "bffgate_dpop_nonce_retries", "DPoP token requests sent again with the IdP's "
             "nonce (use_dpop_nonce)", registry=r)
 
+        # Workers only (bffgate.serve samples uvicorn's counts each second): HTTP requests
+        # each worker has answered and its open connections, per listener; one series per
+        # live worker (label pid).
+        self.worker_requests = Gauge(
+            "bffgate_worker_http_requests", "HTTP responses completed by each worker process "
+            "(server.workers > 1), by listener", ["listener"], registry=r,
+            multiprocess_mode="liveall")
+        self.worker_connections = Gauge(
+            "bffgate_worker_http_connections", "Open client connections of each worker "
+            "process (server.workers > 1), by listener", ["listener"], registry=r,
+            multiprocess_mode="liveall")
+
     def render(self) -> bytes:
+        if multiprocess_mode():
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(merged))
         return bytes(generate_latest(self.registry))

@@ -1,5 +1,6 @@
 """Run ASGI apps with uvicorn on several listeners in one event loop, with one graceful
 shutdown for all of them (SIGTERM/SIGINT: stop accepting, drain in-flight requests, exit).
+A worker of ``server.workers`` > 1 serves the sockets its supervisor bound (``sockets``).
 """
 
 from __future__ import annotations
@@ -7,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Generator
+import socket
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import uvicorn
 
 from bffgate.http_parsers import protocol_class
 from bffgate.listeners import check_listeners
+
+GRACEFUL_SECONDS = 20.0  # SIGTERM: how long in-flight requests may take to finish
 
 
 class _Server(uvicorn.Server):
@@ -56,13 +60,21 @@ def _config(app: Any, listen: str, *, graceful: float, http_parser: str) -> uvic
     return uvicorn.Config(app, host=host.strip("[]"), port=int(port), **kwargs)
 
 
-async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = 20.0,
-                    on_started: Any = None, http_parser: str = "auto") -> None:
+# Called each second with (HTTP requests served so far, connections open) per listen
+# address; False stops the servers (a worker whose supervisor is gone).
+Tick = Callable[[Mapping[str, tuple[int, int]]], bool]
+
+
+async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = GRACEFUL_SECONDS,
+                    on_started: Any = None, http_parser: str = "auto",
+                    sockets: Mapping[str, list[socket.socket]] | None = None,
+                    tick: Tick | None = None) -> None:
     """``http_parser`` is ``server.http_parser``: auto (httptools when installed), h11 or
-    httptools."""
-    # A busy port raises ListenerUnavailable here (one line from the CLI), not uvicorn's
-    # startup traceback; the CLI checks before starting too, this closes the gap since.
-    check_listeners(listen for _, listen in apps)
+    httptools. ``sockets``: already bound (by the workers' supervisor) per listen address."""
+    if sockets is None:
+        # A busy port raises ListenerUnavailable here (one line from the CLI), not uvicorn's
+        # startup traceback; the CLI checks before starting too, this closes the gap since.
+        check_listeners(listen for _, listen in apps)
     servers = [_Server(_config(app, listen, graceful=graceful, http_parser=http_parser))
                for app, listen in apps]
     loop = asyncio.get_running_loop()
@@ -74,7 +86,8 @@ async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = 20.0,
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop)
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [asyncio.create_task(s.serve(sockets=sockets[listen] if sockets else None))
+             for s, (_, listen) in zip(servers, apps, strict=True)]
     if on_started is not None:
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
@@ -82,11 +95,24 @@ async def serve_all(apps: list[tuple[Any, str]], *, graceful: float = 20.0,
             await asyncio.sleep(0.02)
         if all(s.started for s in servers):
             on_started()
+    ticker = asyncio.create_task(_ticks(tick, servers, apps, stop)) if tick else None
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop()
+    if ticker is not None:
+        ticker.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for t in done:
         if t.exception() is not None:
             raise t.exception()  # type: ignore[misc]
     if any(not s.started for s in servers):
         raise SystemExit(1)
+
+
+async def _ticks(tick: Tick, servers: list[_Server], apps: list[tuple[Any, str]],
+                 stop: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        if not tick({listen: (s.server_state.total_requests, len(s.server_state.connections))
+                     for s, (_, listen) in zip(servers, apps, strict=True)}):
+            stop()
+            return

@@ -65,6 +65,9 @@ def server(s: Settings) -> Problems:
             yield "server.trusted_proxies", f"not an IP network: {cidr!r}"
     if s.server.max_body_size <= 0:
         yield "server.max_body_size", "must be positive"
+    if isinstance(s.server.workers, int) and s.server.workers < 1:
+        yield "server.workers", (f'must be 1 or more, or "auto" (one per core); '
+                                 f"got {s.server.workers}")
 
 
 def oidc(s: Settings) -> Problems:
@@ -123,6 +126,9 @@ def session(s: Settings) -> Problems:
     if s.session.max_per_user < 0:
         yield "session.max_per_user", ("must be 0 (no limit) or the number of sessions one "
                                        "user may hold at once")
+    if s.session.store == "memory" and s.server.workers != 1:
+        yield "server.workers", ("must be 1 with session.store = memory (each worker process "
+                                 "would have its own sessions); use redis")
 
 
 def cookie(s: Settings) -> Problems:

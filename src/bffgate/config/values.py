@@ -89,6 +89,19 @@ def _count(key: str, spec: Spec, raw: Any, errs: Collector, environ: Mapping[str
     return None
 
 
+def _count_or_auto(key: str, spec: Spec, raw: Any, errs: Collector,
+                   environ: Mapping[str, str]) -> Any:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return "auto"
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    m = _NUMBER_RE.match(raw) if isinstance(raw, str) else None
+    if m:
+        return int(m.group(1))
+    errs.add(key, f'expected an integer or "auto", got {raw!r}')
+    return None
+
+
 def _size(key: str, spec: Spec, raw: Any, errs: Collector, environ: Mapping[str, str]) -> Any:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
@@ -169,6 +182,7 @@ _READERS: dict[Kind, Reader] = {
     Kind.TEXT: _text, Kind.ENUM: _enum, Kind.FLAG: _flag, Kind.COUNT: _count,
     Kind.SIZE: _size, Kind.DURATION: _duration, Kind.SECONDS: _seconds, Kind.LIST: _list,
     Kind.TABLE: _table, Kind.SECRET: _secret, Kind.SECRET_LIST: _secret_list,
+    Kind.COUNT_OR_AUTO: _count_or_auto,
 }
 
 

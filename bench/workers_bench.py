@@ -1,0 +1,142 @@
+"""Workers bench: req/s of ONE `bffgate serve` with 1 worker and with N (server.workers).
+
+    python bench/workers_bench.py [--workers 2] [--duration 10] [--rounds 3]
+                                  [--connections 50] [--log-level warning|info]
+
+Everything on 127.0.0.1, every process started here and stopped by PID: a redis-server,
+the aiohttp upstream (bench/_upstream.py, 1 KB JSON at /api/data), and `bffgate serve`
+(the real CLI, `--workers 1` then `--workers N`, interleaved, each round a fresh process).
+One session is created directly in Redis (the IdP, http://127.0.0.1:1, is never asked);
+wrk sends its cookie and X-CSRF, so each request is a full proxied call. Prints req/s, p99
+and the gateway's CPU per request (its whole process tree) per run, then the medians and
+the ratio N/1. Figures and what they mean: bench/README.md ("Workers").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from _measure import WRK_LUA, tree_cpu_seconds, wrk  # noqa: E402
+
+from support.gateway import child_env, write_toml  # noqa: E402
+from support.idp import free_port  # noqa: E402
+from support.processes import ProcessGroup, http_ok, port_open  # noqa: E402
+from support.redis import RedisServer  # noqa: E402
+
+COOKIE_KEY = "bench-cookie-key-0123456789abcdefghijklmnop"
+
+
+def config(port: int, admin: int, redis_url: str, upstream: int, level: str) -> dict:
+    return {
+        "server": {"public_url": f"http://127.0.0.1:{port}", "listen": f"127.0.0.1:{port}",
+                   "admin_listen": f"127.0.0.1:{admin}"},
+        "oidc": {"issuer": "http://127.0.0.1:1", "client_id": "bench",
+                 "client_secret": "bench-client-secret"},
+        "session": {"store": "redis"},
+        "redis": {"url": redis_url},
+        "cookie": {"secret_keys": [COOKIE_KEY]},
+        "log": {"level": level},
+        "routes": [{"prefix": "/api", "upstream": f"http://127.0.0.1:{upstream}",
+                    "token": "user"}],
+    }
+
+
+def make_session(cfg: dict) -> str:
+    """A session created through the gateway's own session service; its cookie value."""
+    from bffgate.app import Gateway
+    from bffgate.config import load_settings
+    from bffgate.session.model import NewTokens
+
+    async def create() -> str:
+        gw = Gateway(load_settings(None, environ={}, overrides=cfg))
+        try:
+            cookie, _ = await gw.sessions.create(
+                NewTokens("bench-access-token", None, None, time.time() + 7200),
+                sub="bench", idp_sid=None, claims={"sub": "bench"})
+            return cookie
+        finally:
+            await gw.stop()
+
+    return asyncio.run(create())
+
+
+def one_run(procs: ProcessGroup, workdir: Path, cfg_path: Path, workers: int, port: int,
+            admin: int, headers: dict[str, str], args: argparse.Namespace,
+            script: Path) -> dict:
+    gw = procs.start(f"gateway-w{workers}", [sys.executable, "-m", "bffgate", "serve",
+                                             "--config", str(cfg_path),
+                                             "--workers", str(workers)], env=child_env())
+    try:
+        gw.wait_ready(http_ok(f"http://127.0.0.1:{admin}/healthz"), timeout=30)
+        wrk(port, headers, args.warmup, args.connections, 2, script)
+        assert gw.pid is not None
+        cpu0 = tree_cpu_seconds(gw.pid)
+        res = wrk(port, headers, args.duration, args.connections, 2, script)
+        cpu1 = tree_cpu_seconds(gw.pid)
+    finally:
+        gw.stop()
+        procs.children.remove(gw)
+    errors = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_status",
+                                  "err_timeout"))
+    return {"workers": workers, "rps": res["rps"], "p99_ms": res["p99_us"] / 1000,
+            "cpu_us": (cpu1 - cpu0) / max(1, res["requests"]) * 1e6, "errors": errors}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--log-level", default="warning", choices=("warning", "info"))
+    args = p.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bffgate-workers-bench-"))
+    script = workdir / "report.lua"
+    script.write_text(WRK_LUA)
+    procs = ProcessGroup(workdir)
+    redis = RedisServer().start()
+    try:
+        up_port, port, admin = free_port(), free_port(), free_port()
+        up = procs.start("upstream", [sys.executable, str(HERE / "_upstream.py"),
+                                      str(up_port)])
+        up.wait_ready(port_open(up_port))
+        cfg = config(port, admin, redis.url, up_port, args.log_level)
+        cfg_path = workdir / "bffgate.toml"
+        write_toml(cfg_path, cfg)
+        headers = {"Cookie": f"__Host-bffgate={make_session(cfg)}", "X-CSRF": "1"}
+        runs: list[dict] = []
+        for r in range(args.rounds):
+            for n in (1, args.workers):
+                res = one_run(procs, workdir, cfg_path, n, port, admin, headers, args, script)
+                runs.append(res)
+                print(f"round {r + 1} workers={n}: {res['rps']:8.0f} req/s  p99 "
+                      f"{res['p99_ms']:6.1f} ms  {res['cpu_us']:5.0f} us CPU/req  "
+                      f"errors {res['errors']}", flush=True)
+    finally:
+        procs.stop_all()
+        redis.close()
+    med = {n: statistics.median(x["rps"] for x in runs if x["workers"] == n)
+           for n in (1, args.workers)}
+    p99 = {n: statistics.median(x["p99_ms"] for x in runs if x["workers"] == n)
+           for n in (1, args.workers)}
+    print(f"\nmedian req/s: 1 worker {med[1]:.0f} (p99 {p99[1]:.1f} ms), {args.workers} "
+          f"workers {med[args.workers]:.0f} (p99 {p99[args.workers]:.1f} ms); "
+          f"ratio {med[args.workers] / med[1]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
