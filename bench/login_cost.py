@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import statistics
 import subprocess
 import sys
@@ -86,21 +87,25 @@ def run_logins(url: str, n: int, parallel: int) -> tuple[list[float], int]:
 
 
 def measure(url: str, pid: int, n: int, parallel: int, label: str) -> dict[str, float]:
-    (u0, s0), t0 = cpu_split(pid), time.perf_counter()
+    from _measure import busy_jiffies
+
+    (u0, s0), t0, busy0 = cpu_split(pid), time.perf_counter(), busy_jiffies()
     latencies, failures = run_logins(url, n, parallel)
     wall, (u1, s1) = time.perf_counter() - t0, cpu_split(pid)
+    busy = (busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK") / wall * 100
     cpu = (u1 - u0) + (s1 - s0)
     done = max(1, len(latencies))
     result = {"logins": len(latencies), "failures": failures, "wall": wall, "cpu": cpu,
               "cpu_ms_per_login": cpu * 1000 / done, "logins_per_s": len(latencies) / wall,
               "user_ms": (u1 - u0) * 1000 / done, "sys_ms": (s1 - s0) * 1000 / done,
               "p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
-              "gateway_cpu_pct": cpu / wall * 100}
+              "gateway_cpu_pct": cpu / wall * 100, "machine_busy_pct": busy}
     log(f"{label}: {len(latencies)} logins ({failures} failed) in {wall:.1f}s = "
         f"{result['logins_per_s']:.0f}/s; gateway CPU {cpu:.2f}s = "
         f"{result['cpu_ms_per_login']:.2f} ms/login (user {result['user_ms']:.2f} + sys "
         f"{result['sys_ms']:.2f}; {result['gateway_cpu_pct']:.0f} % of "
-        f"a core); login p50 {result['p50_ms']:.1f} ms (whole round, IdP included)")
+        f"a core); login p50 {result['p50_ms']:.1f} ms (whole round, IdP included); machine "
+        f"busy {busy:.0f} % of one core (all processes, {os.cpu_count()} cores)")
     return result
 
 

@@ -264,18 +264,30 @@ def redis_info(port: int) -> dict[str, str]:
     return info
 
 
-def timed(gw: Gw, duration: float, connections: int, script: Path) -> dict[str, Any]:
-    from _measure import tree_cpu_seconds, wrk
+def timed(gw: Gw, duration: float, connections: int, script: Path,
+          upstream_pid: int) -> dict[str, Any]:
+    import resource
+
+    from _measure import busy_jiffies, tree_cpu_seconds, wrk
 
     headers = {"Cookie": f"__Host-bffgate={gw.cookie}", "X-CSRF": "1"}
     assert gw.proc.pid is not None
     assert gw.redis.pid is not None
-    g0, r0 = tree_cpu_seconds(gw.proc.pid), tree_cpu_seconds(gw.redis.pid)
+    pids = (gw.proc.pid, gw.redis.pid, upstream_pid, os.getpid())
+    before = [tree_cpu_seconds(p) for p in pids]
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = busy_jiffies()
     res = wrk(gw.port, headers, duration, connections, 2, script)
-    g1, r1 = tree_cpu_seconds(gw.proc.pid), tree_cpu_seconds(gw.redis.pid)
+    busy = (busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK")
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = [tree_cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+    wrk_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
     n = max(1, res["requests"])
-    res["gw_cpu_us"] = (g1 - g0) * 1e6 / n
-    res["redis_cpu_us"] = (r1 - r0) * 1e6 / n
+    wall = res["duration_us"] / 1e6
+    res["gw_cpu_us"] = used[0] * 1e6 / n
+    res["redis_cpu_us"] = used[1] * 1e6 / n
+    # CPU the machine spent on other things (other users' tests...), % of one core
+    res["other_pct"] = max(0.0, 100 * (busy - sum(used) - wrk_cpu) / wall)
     res["errors"] = sum(res[k] for k in ("err_connect", "err_read", "err_write",
                                           "err_status", "err_timeout"))
     return res
@@ -311,6 +323,8 @@ def main() -> int:
         upstream = stack.procs.start("upstream", [sys.executable, str(HERE / "_upstream.py"),
                                                   str(up_port)], env=env)
         upstream.wait_ready(port_open(up_port), what="listening")
+        assert upstream.pid is not None
+        upstream_pid = upstream.pid
         gateways: list[Gw] = []
         memory: dict[str, dict[str, str]] = {}
         counts = {"small": args.small, "large": args.large}
@@ -336,15 +350,16 @@ def main() -> int:
         for gw in gateways:
             log(f"gateway-{gw.name} pid {gw.proc.pid} on :{gw.port} "
                 f"(redis :{gw.redis_port}); warm-up...")
-            timed(gw, 1, args.connections, script)
+            timed(gw, 1, args.connections, script, upstream_pid)
         for rnd in range(args.rounds):
             order = gateways if rnd % 2 == 0 else list(reversed(gateways))
             for gw in order:
-                res = timed(gw, args.duration, args.connections, script)
+                res = timed(gw, args.duration, args.connections, script, upstream_pid)
                 gw.runs.append(res)
                 log(f"round {rnd + 1} {gw.name}: {res['rps']:,.0f} req/s, p99 "
                     f"{res['p99_us'] / 1000:.1f} ms, gateway {res['gw_cpu_us']:.0f} µs/req, "
-                    f"redis {res['redis_cpu_us']:.0f} µs/req, errors {res['errors']}")
+                    f"redis {res['redis_cpu_us']:.0f} µs/req, errors {res['errors']}, other load "
+                    f"{res['other_pct']:.0f} % of a core")
         report(args, gateways, memory)
         failed = any(r["errors"] for gw in gateways for r in gw.runs)
         if failed:
@@ -357,9 +372,9 @@ def report(args: argparse.Namespace, gateways: list[Gw],
     print(f"\nsession scale: wrk -t2 -c{args.connections}, {args.rounds} interleaved rounds "
           f"of {args.duration:.0f} s, one hot session, log level {args.log_level}; medians")
     head = ("| sessions in Redis | keys | used_memory | per session | req/s (rounds) | p99 ms "
-            "| gateway CPU µs/req | Redis CPU µs/req |")
+            "| gateway CPU µs/req | Redis CPU µs/req | other load |")
     print(head)
-    print("|---:|---:|---:|---:|---|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     rps: dict[str, float] = {}
     for gw in gateways:
         info = memory[gw.name]
@@ -373,7 +388,8 @@ def report(args: argparse.Namespace, gateways: list[Gw],
               f"{rps[gw.name]:,.0f} ({', '.join(f'{x:,.0f}' for x in rounds)}) | "
               f"{statistics.median(r['p99_us'] for r in gw.runs) / 1000:.1f} | "
               f"{statistics.median(r['gw_cpu_us'] for r in gw.runs):.0f} | "
-              f"{statistics.median(r['redis_cpu_us'] for r in gw.runs):.1f} |")
+              f"{statistics.median(r['redis_cpu_us'] for r in gw.runs):.1f} | "
+              f"{statistics.median(r['other_pct'] for r in gw.runs):.0f} % |")
     if "small" in rps and "large" in rps:
         ratio = rps["large"] / rps["small"]
         print(f"\nratio large / small req/s: {ratio:.3f} (target >= 0.95: "

@@ -49,6 +49,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,6 +122,9 @@ class ApacheHandle:
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM the parent by PID (it stops its workers), SIGKILL after ``timeout``."""
         popen = self.popen
+        htdocs = self.root / "htdocs-path"
+        if htdocs.exists():
+            shutil.rmtree(htdocs.read_text(), ignore_errors=True)
         if popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 popen.send_signal(signal.SIGTERM)
@@ -202,8 +206,13 @@ def write_config(root: Path, port: int, upstream_url: str, *,
     """Write ``root/httpd.conf`` (and the dirs it names); return its path."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     (root / "run").mkdir(exist_ok=True)
-    (root / "htdocs").mkdir(exist_ok=True)
-    (root / "htdocs" / "login").write_text("logged in\n")  # the page behind the login
+    # the page behind the login; in a dir of its own that the workers (www-data when run
+    # as root) can reach whatever the permissions of ``root``'s parents
+    htdocs = Path(tempfile.mkdtemp(prefix="bench-apache-htdocs-"))
+    os.chmod(htdocs, 0o755)
+    (htdocs / "login").write_text("logged in\n")
+    os.chmod(htdocs / "login", 0o644)
+    (root / "htdocs-path").write_text(str(htdocs))
     public_url = f"http://{public_host}:{port}"
     upstream = upstream_url.rstrip("/")
     workers = {"StartServers": 2, "ServerLimit": 16, "ThreadsPerChild": 25,
@@ -220,7 +229,10 @@ def write_config(root: Path, port: int, upstream_url: str, *,
         f"DefaultRuntimeDir {root}/run",
         f"Listen 127.0.0.1:{port}",
         f"ServerName {public_host}:{port}",
-        f'DocumentRoot "{root}/htdocs"',
+        f'DocumentRoot "{htdocs}"',
+        "<Directory />",
+        "    AllowOverride None",
+        "</Directory>",
         user,
         _load_modules(modules),
         "",
