@@ -20,9 +20,9 @@ from bffgate.config import (
     env_override_name,
     load_settings,
 )
-from bffgate.errors import GatewayError
 from bffgate.listeners import ListenerUnavailable, check_listeners
 from bffgate.probe import add_probe_command
+from bffgate.sessions_cli import add_sessions_parser
 
 DESCRIPTION = ("A Backend-for-Frontend OAuth session gateway. Start with `bffgate demo`; "
                "`bffgate COMMAND --help` tells more.")
@@ -174,41 +174,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    settings = _load_or_exit(args.config)
-    if settings.session.store == "memory":
-        print("bffgate sessions: session.store is memory: the sessions live inside the running "
-              "gateway process; use its admin listener (/admin/sessions) instead",
-              file=sys.stderr)
-        return 1
-    from bffgate.app import build_store
-    from bffgate.doctor import store_failure
-    from bffgate.logs import configure_logging
-    from bffgate.session.ending import end_sessions, key_or_sub
+    from bffgate.sessions_cli import cmd_sessions as run
 
-    configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
-    whose = f"sub {args.sub}" if args.sub else f"id {args.id}"
-
-    async def main() -> int:
-        store = build_store(settings)
-        try:
-            if args.action == "list":
-                keys = await store.keys_for_sub(args.sub)
-                for key in keys:
-                    print(key)
-                if not keys:
-                    print(f"no sessions for {whose}")
-                return 0
-            which = key_or_sub(args.id, args.sub)
-            n = await end_sessions(store, which, reason="cli") if which else 0
-            print(f"revoked {n} session(s)" if n else f"no sessions for {whose}: nothing revoked")
-            return 0
-        except GatewayError as exc:
-            print(f"bffgate sessions: {store_failure(settings, exc)}", file=sys.stderr)
-            return 1
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return run(args, _load)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,18 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--write-config", metavar="FILE",
                       help="with --idp-only: write the config to FILE instead of stdout")
     demo.set_defaults(func=cmd_demo)
-    sess = sub.add_parser("sessions", help="list or revoke sessions")
-    sess.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-    ssub = sess.add_subparsers(dest="action", required=True)
-    ls = ssub.add_parser("list", help="the session keys of a user")
-    ls.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-    ls.add_argument("--sub", required=True)
-    rv = ssub.add_parser("revoke", help="end a user's sessions (--sub) or one session (--id)")
-    rv.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-    g = rv.add_mutually_exclusive_group(required=True)
-    g.add_argument("--id", help="session key (as listed)")
-    g.add_argument("--sub")
-    sess.set_defaults(func=cmd_sessions)
+    add_sessions_parser(sub, CONFIG_HELP, cmd_sessions)
     return p
 
 
