@@ -25,6 +25,7 @@ from bffgate.edge.dispatch import ByPrefix, Endpoints, Page
 from bffgate.edge.request_context import RequestContext
 from bffgate.endpoints import admin as admin_ep
 from bffgate.endpoints.admin import AdminDeps
+from bffgate.endpoints.admin_api import AdminSessionsDeps
 from bffgate.endpoints.api import ProxyDeps, proxy
 from bffgate.endpoints.backchannel import backchannel
 from bffgate.endpoints.callback import CallbackDeps, callback
@@ -43,6 +44,7 @@ from bffgate.oidc.discovery import Discovery
 from bffgate.oidc.errors import OidcError
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
+from bffgate.session.inventory import SessionInventory, SessionLimit
 from bffgate.session.logins import LoginRecords
 from bffgate.session.near_cache import NearCache
 from bffgate.session.refresh import RefreshCoordinator
@@ -121,6 +123,7 @@ class Gateway:
             near_cache=NearCache() if s.session.near_cache else None)
         self._follow_changes: asyncio.Task[None] | None = None
         self.logins = LoginRecords(self.store, self.clock, login_timeout=s.session.login_timeout)
+        self.inventory = SessionInventory(self.store, idle_timeout=s.session.idle_timeout)
         self.refresher = RefreshCoordinator(self.sessions, self.store, self.clock,
                                             OidcRefresher(self.oidc),
                                             observer=RefreshReport(self.metrics))
@@ -156,7 +159,7 @@ class Gateway:
                 self.logins, self.oidc, cookies, self.clock, m))),
             "/bff/callback": Page(("GET",), functools.partial(callback, deps=CallbackDeps(
                 self.logins, self.sessions, session_cookie, ending, self.oidc, s.oidc.issuer,
-                cookies, self.clock, m))),
+                cookies, self.clock, m, self._session_limit()))),
             "/bff/user": Page(("GET",), functools.partial(user, deps=UserDeps(
                 csrf, session_cookie))),
             "/bff/logout": Page(("GET",), functools.partial(logout, deps=LogoutDeps(
@@ -182,17 +185,17 @@ class Gateway:
             s.public_origin, clear_cookie=cookies.clear_session(),
             proxies=TrustedProxies(s.server.trusted_proxies)))
 
+    def _session_limit(self) -> SessionLimit | None:
+        limit = self.settings.session.max_per_user
+        return SessionLimit(self.inventory, limit) if limit > 0 else None
+
     def _admin_app(self, cookies: CookieWriter) -> ASGIApp:
-        """request context → problem boundary → the admin endpoints (no proxy trusted)."""
-        d = AdminDeps(self.store, self.discovery, self.metrics,
-                      self.settings.server.admin_token.get())
-        endpoints = Endpoints({
-            "/healthz": Page(("GET",), admin_ep.healthz),
-            "/readyz": Page(("GET",), functools.partial(admin_ep.readyz, deps=d)),
-            "/metrics": Page(("GET",), functools.partial(admin_ep.metrics, deps=d)),
-            "/admin/sessions": Page(("GET", "DELETE"),
-                                    functools.partial(admin_ep.sessions, deps=d)),
-        })
+        """request context → problem boundary → admin token gate → the admin endpoints and
+        the sessions API (no proxy trusted)."""
+        endpoints = admin_ep.admin_endpoints(
+            AdminDeps(self.store, self.discovery, self.metrics),
+            AdminSessionsDeps(self.store, self.inventory, self.clock),
+            self.settings.server.admin_token.get())
         return RequestContext(ProblemBoundary(endpoints, clear_cookie=cookies.clear_session()),
                               TrustedProxies(()))
 

@@ -1,19 +1,24 @@
-"""The admin listener: /healthz, /readyz, /metrics, /admin/sessions (never exposed publicly)."""
+"""The admin listener: /healthz, /readyz, /metrics (never exposed publicly). The bearer token
+(``server.admin_token``) and the sessions API: endpoints/admin_api.py; its OpenAPI
+document: endpoints/admin_openapi.py."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import functools
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bffgate.errors import BadRequest, Forbidden, GatewayError
+from bffgate.edge.dispatch import ByPrefix, Endpoints, Page
+from bffgate.edge.request_context import ContextApp
+from bffgate.endpoints.admin_api import AdminApi, AdminGate, AdminSessionsDeps
+from bffgate.endpoints.admin_openapi import admin_document
+from bffgate.errors import GatewayError
 from bffgate.metrics import Metrics
 from bffgate.oidc.discovery import Discovery
 from bffgate.oidc.errors import OidcError
-from bffgate.session.ending import end_sessions, key_or_sub
 from bffgate.store.base import SessionStore
 
 IDP_PROBE_TIMEOUT = 1.0  # seconds; below any sane readiness-probe timeout (the chart's: 3 s)
@@ -21,19 +26,9 @@ IDP_PROBE_TIMEOUT = 1.0  # seconds; below any sane readiness-probe timeout (the 
 
 @dataclass(frozen=True)
 class AdminDeps:
-    store: SessionStore  # the backend: its health, and revocation by operators
+    store: SessionStore  # the backend: its health
     discovery: Discovery  # the IdP's metadata, probed live by /readyz
     metrics: Metrics
-    admin_token: str  # server.admin_token; empty: no token required
-
-
-def _check_token(request: Request, deps: AdminDeps) -> None:
-    expected = deps.admin_token
-    if not expected:
-        return
-    got = request.headers.get("authorization", "")
-    if not hmac.compare_digest(got.encode(), f"Bearer {expected}".encode()):
-        raise Forbidden("admin bearer token required", reason="admin_token")
 
 
 async def healthz(request: Request) -> Response:
@@ -75,19 +70,21 @@ async def _idp_status(deps: AdminDeps) -> str:
 
 
 async def metrics(request: Request, deps: AdminDeps) -> Response:
-    _check_token(request, deps)
+    """Behind the admin token (admin_api.AdminGate)."""
     return Response(deps.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-async def sessions(request: Request, deps: AdminDeps) -> Response:
-    """GET ?sub=S lists session keys; DELETE ?sub=S or ?key=K revokes."""
-    _check_token(request, deps)
-    store = deps.store
-    sub, key = request.query_params.get("sub"), request.query_params.get("key")
-    if request.method == "GET":
-        if not sub:
-            raise BadRequest("query parameter sub is required", reason="sub_missing")
-        return JSONResponse({"sub": sub, "sessions": await store.keys_for_sub(sub)})
-    which = key_or_sub(key, sub)
-    return JSONResponse({"revoked": await end_sessions(store, which, reason="admin")
-                         if which else 0})
+ADMIN_PAGES = {"/healthz": ("GET",), "/readyz": ("GET",), "/metrics": ("GET",)}
+
+
+def admin_endpoints(deps: AdminDeps, sessions: AdminSessionsDeps, admin_token: str
+                    ) -> ContextApp:
+    """The admin listener's dispatch: the token gate (for /metrics and /admin/*), then the
+    probes and /metrics (``ADMIN_PAGES``) or, under /admin, the sessions API."""
+    pages = Endpoints({
+        "/healthz": Page(ADMIN_PAGES["/healthz"], healthz),
+        "/readyz": Page(ADMIN_PAGES["/readyz"], functools.partial(readyz, deps=deps)),
+        "/metrics": Page(ADMIN_PAGES["/metrics"], functools.partial(metrics, deps=deps)),
+    })
+    api = AdminApi(sessions, admin_document)
+    return AdminGate(ByPrefix("/admin", api, pages), admin_token, ("/metrics", "/admin"))

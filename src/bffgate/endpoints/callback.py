@@ -21,6 +21,7 @@ from bffgate.edge.fields import single_cookie
 from bffgate.edge.responses import redirect
 from bffgate.endpoints.cookies import CookieWriter
 from bffgate.endpoints.deps import SessionEnding
+from bffgate.endpoints.origin import request_origin
 from bffgate.endpoints.session_cookie import SessionCookie
 from bffgate.endpoints.session_end import end_session
 from bffgate.errors import GatewayError, IdentityProviderUnavailable, LoginRejected
@@ -34,6 +35,7 @@ from bffgate.oidc.errors import (
     ProviderUnavailable,
     TokenRejected,
 )
+from bffgate.session.inventory import SessionLimit
 from bffgate.session.logins import LoginRecordRejected, LoginRecords
 from bffgate.session.model import LoadedSession, visible_claims
 from bffgate.session.service import SessionService
@@ -54,6 +56,7 @@ class CallbackDeps:
     cookies: CookieWriter
     clock: Clock
     metrics: Metrics
+    session_limit: SessionLimit | None = None  # session.max_per_user (None: unlimited)
 
 
 def _reject(deps: CallbackDeps, reason: str, detail: str | None = None) -> LoginRejected:
@@ -152,7 +155,8 @@ async def _finish(request: Request, deps: CallbackDeps) -> Response:
     sub = str(claims["sub"])
     idp_sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
     cookie_value, session = await deps.sessions.create(
-        new_tokens(tokens), sub=sub, idp_sid=idp_sid, claims=visible_claims(claims))
+        new_tokens(tokens), sub=sub, idp_sid=idp_sid, claims=visible_claims(claims),
+        origin=request_origin())
     deps.metrics.login_results.labels("succeeded", "ok").inc()
     deps.metrics.login_duration.observe(max(0.0, deps.clock.now() - record.created_at))
     audit.emit(AuditEvent.LOGIN_SUCCEEDED, sub=sub, session=session.handle.short)
@@ -166,5 +170,7 @@ async def _finish(request: Request, deps: CallbackDeps) -> Response:
         # deleted either way, and with it the only copy of that refresh token.
         same_idp_session = idp_sid is not None and previous.data.idp_sid == idp_sid
         await end_session(deps.ending, previous, reason="relogin", revoke=not same_idp_session)
+    if deps.session_limit is not None:  # the user's oldest sessions beyond the limit end
+        await deps.session_limit.after_login(sub, keep=session.key, now=deps.clock.now())
     max_age = int(session.data.absolute_expires_at - deps.clock.now())
     return redirect(record.return_url, deps.cookies.session(cookie_value, max_age))

@@ -43,11 +43,6 @@ Sessions = LoadedSession | ById | BySub | BySid
 Revoker = Callable[[str], Awaitable[bool]]
 
 
-def key_or_sub(key: str | None, sub: str | None) -> ById | BySub | None:
-    """What an operator names (admin, CLI): one session by key, else every one of ``sub``."""
-    return ById(key) if key else BySub(sub) if sub else None
-
-
 async def end_sessions(store: SessionRecords, which: Sessions, *, reason: str,
                        revoke: Revoker | None = None,
                        event: AuditEvent = AuditEvent.SESSION_REVOKED) -> int:

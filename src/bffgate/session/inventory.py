@@ -140,3 +140,14 @@ class SessionInventory:
             ended += await end_sessions(self._store, ById(v.key, sub), reason="max_per_user",
                                         event=AuditEvent.SESSION_EVICTED)
         return ended
+
+
+@dataclass(frozen=True)
+class SessionLimit:
+    """session.max_per_user, applied after each login (endpoints/callback.py)."""
+
+    inventory: SessionInventory
+    max_per_user: int
+
+    async def after_login(self, sub: str, *, keep: str, now: float) -> int:
+        return await self.inventory.evict_beyond(sub, self.max_per_user, keep=keep, now=now)

@@ -132,7 +132,7 @@ async def test_csrf_rejection_is_audited_once(gw: Gateway, path: str) -> None:
 # --- the admin listener answers problems too -------------------------------------------
 
 @pytest.mark.parametrize(("method", "path", "headers", "status", "slug"), [
-    pytest.param("GET", "/metrics", [], 403, "forbidden", id="no-admin-token"),
+    pytest.param("GET", "/metrics", [], 401, "admin-token-required", id="no-admin-token"),
     pytest.param("GET", "/nothing", [], 404, "not-found", id="unknown-path"),
     pytest.param("GET", "/admin/sessions", [("authorization", f"Bearer {ADMIN_TOKEN}")], 400,
                  "bad-request", id="sessions-without-sub"),

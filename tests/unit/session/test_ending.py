@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 
 from bffgate.clock import FrozenClock
 from bffgate.crypto.cookie_codec import CookieCodec
-from bffgate.session.ending import ById, BySid, BySub, end_sessions, key_or_sub
+from bffgate.session.ending import ById, BySid, BySub, end_sessions
 from bffgate.session.model import LoadedSession, NewTokens
 from bffgate.session.service import SessionService
 from bffgate.store.memory import MemoryStore
@@ -96,9 +96,3 @@ async def test_a_presented_session_can_keep_its_refresh_token() -> None:
         await end_sessions(svc.store, s, reason="relogin", revoke=None)
     [ended] = _events(logs, "session.ended")
     assert str(ended["detail"]).startswith("refresh_token_revoked=False (kept")
-
-
-def test_an_operator_names_a_key_or_a_subject() -> None:
-    assert key_or_sub("k", "bob") == ById("k")
-    assert key_or_sub(None, "bob") == BySub("bob")
-    assert key_or_sub(None, None) is None
