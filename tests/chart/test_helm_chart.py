@@ -94,6 +94,12 @@ def one(docs: list[dict[str, Any]], k: str) -> dict[str, Any]:
     return found[0]
 
 
+def config_map(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gateway's config (bffgate.toml), not the Grafana dashboard's ConfigMap."""
+    (found,) = [d for d in kind(docs, "ConfigMap") if "bffgate.toml" in d.get("data", {})]
+    return found
+
+
 def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
@@ -144,6 +150,7 @@ def test_rendered_kinds() -> None:
     production = sorted(d["kind"] for d in manifests(render(PRODUCTION)))
     assert production == [
         "ConfigMap",
+        "ConfigMap",  # the Grafana dashboard
         "Deployment",
         "HorizontalPodAutoscaler",
         "Ingress",
@@ -218,7 +225,7 @@ def test_security_context(variant: Any, dockerfile: Dockerfile) -> None:
     mounts = {m["mountPath"]: m for m in container(docs)["volumeMounts"]}
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
     config_volume = volumes[mounts["/etc/bffgate"]["name"]]
-    assert config_volume["configMap"]["name"] == one(docs, "ConfigMap")["metadata"]["name"]
+    assert config_volume["configMap"]["name"] == config_map(docs)["metadata"]["name"]
     assert mounts["/etc/bffgate"]["readOnly"] is True
     ca_secret = values.get("redisTLS", {}).get("caSecret")
     if ca_secret:
@@ -372,7 +379,7 @@ def test_secrets_reach_the_gateway_only_through_secret_refs(variant: Any) -> Non
 
 
 def _config_toml(docs: list[dict[str, Any]]) -> str:
-    text: str = one(docs, "ConfigMap")["data"]["bffgate.toml"]
+    text: str = config_map(docs)["data"]["bffgate.toml"]
     return text
 
 
@@ -666,23 +673,27 @@ def test_prometheus_operator_resources() -> None:
 
     rule = one(docs, "PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
-    (group,) = rule["spec"]["groups"]
+    groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
+    assert list(groups) == ["bffgate-sli", "bffgate-slo", "bffgate"]  # tests/chart/test_slo_rules.py
     exported = {
         f"{m.name}{suffix}"
         for m in Metrics().registry.collect()
         for suffix in ("", "_total", "_bucket", "_count", "_sum")
     }
-    alerts = [r["alert"] for r in group["rules"]]
-    assert len(alerts) == len(set(alerts)) >= 6
+    assert all(set(r) == {"record", "expr"} for r in groups["bffgate-sli"])
+    alerting = groups["bffgate-slo"] + groups["bffgate"]
+    alerts = [r["alert"] for r in alerting]
+    assert len(alerts) == len(set(alerts)) >= 12
     assert "BffgateCsrfRejections" in alerts  # additionalRules
-    for r in group["rules"]:
+    for r in alerting:
         assert set(r) <= {"alert", "expr", "for", "labels", "annotations"}, r
         assert r["labels"]["severity"] in {"critical", "warning", "info"}
         assert r["annotations"]["summary"]
-        used = set(re.findall(r"\bbffgate_[a-z_]+", r["expr"]))
-        assert used <= exported, f"{r['alert']}: unknown metrics {used - exported}"
-        if "up{" in r["expr"]:
-            assert f'service="{fullname}-admin"' in r["expr"]
+    for r in groups["bffgate-sli"] + alerting:
+        used = set(re.findall(r"\b(bffgate_[a-z_]+)\b(?!:)", r["expr"]))
+        assert used <= exported, f"{r.get('alert', r.get('record'))}: unknown metrics {used - exported}"
+        if r.get("alert") != "BffgateCsrfRejections":  # the chart's own rules: this release only
+            assert f'service="{fullname}-admin"' in r["expr"], r
 
 
 def test_notes_give_the_next_steps() -> None:
