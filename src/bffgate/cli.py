@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from bffgate import __version__
 from bffgate.config import (
@@ -90,52 +89,32 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def workers_value(text: str) -> int | str:
+    """``--workers N|auto`` (argparse type)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    if text.strip().isascii() and text.strip().isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f'expected a number of worker processes (1 or more) or '
+                                     f'"auto" (one per core), got {text!r}')
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load_or_exit(args.config)
-    from bffgate.app import Gateway
-    from bffgate.logs import configure_logging, get_logger
-    from bffgate.server import run, serve_all
+    from bffgate.logs import configure_logging
+    from bffgate.serve import listener_names, serve
+    from bffgate.workers import worker_count
 
     configure_logging(settings.log.level, settings.log.format)
-    log = get_logger()
-
-    async def main() -> None:
-        gw = Gateway(settings)
-        try:
-            await gw.start()
-        except ConfigError:  # a check that needs the IdP's metadata (route token modes)
-            await gw.stop()
-            raise
-        apps: list[tuple[Any, str]] = [(gw.public, settings.server.listen)]
-        if settings.server.admin_listen:
-            apps.append((gw.admin, settings.server.admin_listen))
-        try:
-            await serve_all(apps, http_parser=settings.server.http_parser, on_started=lambda: log.info(
-                "gateway.started", listen=settings.server.listen,
-                admin_listen=settings.server.admin_listen, public_url=settings.server.public_url,
-                routes=len(settings.routes), store=settings.session.store,
-                version=__version__))
-        finally:
-            await gw.stop()
-            log.info("gateway.stopped")
-
-    listeners = {settings.server.listen: "server.listen"}
-    if settings.server.admin_listen:
-        listeners[settings.server.admin_listen] = "server.admin_listen"
+    workers = worker_count(args.workers if args.workers is not None else settings.server.workers)
+    keys = {"public": "server.listen", "admin": "server.admin_listen"}
+    listeners = {listen: keys[name] for listen, name in listener_names(settings).items()}
 
     def hint(listen: str) -> str:
         key = listeners[listen]
         return f"pick another in {key} (or {env_override_name(*key.split('.'))})"
 
-    def serve() -> int:
-        try:
-            run(main())
-        except ConfigError as exc:
-            print(_config_failure(exc), file=sys.stderr)
-            return 1
-        return 0
-
-    return _serve_or_exit(listeners, hint, serve)
+    return _serve_or_exit(listeners, hint, lambda: serve(settings, workers))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -195,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         sp.set_defaults(func=fn)
     add_probe_command(sub, CONFIG_HELP, _load)
+    sub.choices["serve"].add_argument(
+        "--workers", type=workers_value, default=None, metavar="N|auto",
+        help="worker processes sharing the listeners (default: server.workers, 1); "
+             "auto: one per core")
     demo = sub.add_parser(
         "demo", help="gateway + dev IdP + demo API and page (NOT production)",
         description="A first look: gateway, built-in dev identity provider, demo API and demo "
