@@ -47,7 +47,9 @@ the table shows medians. Columns:
 * upstream: the GET /api/data calls the upstream counted during the timed run must be at
   least the 2xx responses wrk got (every 200 reached the upstream), and for session rows
   every one must carry a Bearer token;
-* ratios: CPU / mod_auth_openidc's, req/s / nginx's, p99 / nginx's.
+* ratios: CPU / mod_auth_openidc's, req/s / nginx's, p99 / nginx's;
+* other load: CPU the machine spent meanwhile on processes this bench did not start (from
+  /proc/stat), in % of one CPU. Above ~15 % on 2 cores the figures are noisy: rerun.
 
 Needs wrk, redis-server, node (tests/idp's node_modules: ``npm ci --prefix tests/idp``), and
 for their rows nginx, apache2 + libapache2-mod-auth-openidc. Rows whose tools are missing
@@ -152,11 +154,13 @@ class Row:
 
 
 def all_rows(workers: int) -> list[Row]:
+    mod = apache_peer.mod_auth_openidc_version()
+    mod = f" {mod.split('-')[0]} (Debian)" if mod else ""
     return [
         Row("direct", "direct (wrk straight at the upstream)", "direct"),
         Row("nginx", "nginx proxy_pass, no auth", "nginx"),
         Row("apache", "Apache mod_proxy, no auth", "apache"),
-        Row("apache-oidc", "Apache + mod_auth_openidc, Redis sessions", "apache-oidc"),
+        Row("apache-oidc", f"Apache + mod_auth_openidc{mod}, Redis sessions", "apache-oidc"),
         Row("express", "express + express-openid-connect + http-proxy-middleware, Redis",
             "express"),
         Row("bffgate", "bffgate, log level warning", "bffgate"),
@@ -613,11 +617,11 @@ def table(rows: list[Row]) -> str:
     nginx = done.get("nginx", {})
     out = ["| setup | req/s | p99 ms | gateway CPU µs/req | Redis commands/req "
            "| Redis CPU µs/req | non-2xx | upstream | CPU / mod_auth_openidc's "
-           "| req/s / nginx's | p99 / nginx's |",
-           "|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|"]
+           "| req/s / nginx's | p99 / nginx's | other load |",
+           "|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for row in rows:
         if row.key not in done:
-            out.append(f"| {row.label} | skipped: {row.skip} |||||||||| ")
+            out.append(f"| {row.label} | skipped: {row.skip} ||||||||||| ")
             continue
         m = done[row.key]
         cpu = m["gw_cpu_us_per_req"]
@@ -628,7 +632,8 @@ def table(rows: list[Row]) -> str:
             f"| {row.label} | {m['rps']:,.0f} | {m['p99_us'] / 1000:.1f} | {fmt(cpu, ',.0f')} "
             f"| {m.get('redis', '—')} | {fmt(m['redis_cpu_us_per_req'], '.0f')} "
             f"| {m['non2xx']:,} | {m['upstream']} | {fmt(ratio_cpu, '.2f', 'x')} "
-            f"| {fmt(ratio_rps, '.3f', 'x')} | {fmt(ratio_p99, '.1f', 'x')} |")
+            f"| {fmt(ratio_rps, '.3f', 'x')} | {fmt(ratio_p99, '.1f', 'x')} "
+            f"| {fmt(m['other_cpu_pct'], '.0f', '%')} |")
     return "\n".join(out)
 
 
