@@ -64,11 +64,11 @@ def check_protocol(environ: Mapping[str, str]) -> None:
 def provider(environ: Mapping[str, str]) -> TracerProvider:
     """The process's provider, made (and set as the global one) on the first call."""
     global _provider  # one provider per process
-    if _provider is not None:
-        return _provider
     names = _exporter_names(environ)
     if "otlp" in names:
         check_protocol(environ)
+    if _provider is not None:
+        return _provider
     resource = Resource.create({"service.name": "bffgate", "service.version": __version__})
     resource = resource.merge(OTELResourceDetector().detect())  # OTEL_* wins over defaults
     made = TracerProvider(resource=resource)
