@@ -30,6 +30,7 @@ from support.slo_chart import (
     dashboard,
     dashboard_exprs,
     declared_labels,
+    family_of,
     panels,
     production_values,
     records_of,
@@ -263,7 +264,7 @@ def test_dashboard_panels(docs: list[dict[str, Any]], groups: list[dict[str, Any
         if ":" in name:
             assert name in records, f"dashboard reads {name}, which no rule records"
             continue
-        family = _family(name, families)
+        family = family_of(name, families)
         assert family, f"dashboard reads {name}, which bffgate lacks"
         assert labels - TARGET_LABELS <= families[family], name
     every_label = set().union(*families.values())
@@ -279,15 +280,7 @@ def test_rules_select_only_metrics_and_labels_the_gateway_exports(
         if name == "up" or ":" in name:
             assert name == "up" or name in records, name
             continue
-        family = _family(name, families)
+        family = family_of(name, families)
         assert family, f"a rule reads {name}, which bffgate lacks"
         assert labels - TARGET_LABELS <= families[family], name
     assert chosen.grouped_by - TARGET_LABELS <= set().union(*families.values())
-
-
-def _family(sample_name: str, families: dict[str, set[str]]) -> str | None:
-    """The metric family a sample name belongs to (counter _total, histogram series)."""
-    for suffix in ("_total", "_bucket", "_count", "_sum", ""):
-        if sample_name.endswith(suffix) and sample_name.removesuffix(suffix) in families:
-            return sample_name.removesuffix(suffix)
-    return None

@@ -167,3 +167,57 @@ async def test_a_secret_shaped_value_in_a_log_line_moves_m6(gateway, browser) ->
     d = Delta(before, await samples(gateway))
     assert d.moved("bffgate_log_redactions_total") >= 1
     assert jwt not in gateway.log()
+
+
+async def test_every_metric_the_chart_uses_is_in_the_gateways_metrics(
+        gateway, browser, idp_client, redis_server) -> None:
+    """The Helm chart's recording rules, alerts (values-production.yaml) and dashboard
+    panels read only metric families this gateway's /metrics has, and match only label
+    names its series carry. Drives a login, proxied calls (2xx, 5xx), a CSRF refusal, a
+    refused /bff/login and a callback without code first, so labelled series exist."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from support.slo_chart import (
+        TARGET_LABELS,
+        dashboard,
+        dashboard_exprs,
+        family_of,
+        production_values,
+        records_of,
+        render_docs,
+        rule_groups,
+        selected,
+    )
+
+    assert (await login(browser, idp_client, redis_server.url)).status_code == 302
+    assert (await browser.api("GET", "/api/slo")).status_code == 200
+    assert (await browser.get("/api/slo")).status_code == 401  # no X-CSRF
+    assert (await browser.get("/dead/x")).status_code == 502
+    assert (await browser.get("/bff/login", params={"returnUrl": "//x"})).status_code == 400
+    cb = await _callback_url(browser, idp_client)
+    q = {k: v[0] for k, v in parse_qs(urlsplit(cb).query).items() if k != "code"}
+    assert (await browser.get("/bff/callback?" + urlencode(q))).status_code == 400
+
+    async with httpx.AsyncClient(trust_env=False) as c:
+        text = (await c.get(gateway.admin_url + "/metrics",
+                            headers={"authorization": f"Bearer {ADMIN_TOKEN}"})).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    docs = render_docs(production_values())
+    groups = rule_groups(docs)
+    exprs = [r["expr"] for g in groups for r in g["rules"]] + dashboard_exprs(dashboard(docs))
+    records = records_of(groups)
+    checked = set()
+    for name, labels in selected(exprs).metrics.items():
+        if name == "up" or ":" in name:  # Prometheus' own, or recorded by the chart
+            assert name == "up" or name in records, name
+            continue
+        family = family_of(name, families)
+        assert family, f"the chart reads {name}; /metrics has no such family"
+        seen = {k for s in families[family].samples for k in s.labels}
+        if families[family].samples:
+            assert labels - TARGET_LABELS <= seen, (name, labels, seen)
+            checked.add(family)
+    # the SLI families all had series to check their labels against
+    assert {"bffgate_token_exchange", "bffgate_login_attempts", "bffgate_callback_missing_params",
+            "bffgate_login_start_duration_seconds", "bffgate_log_redactions",
+            "bffgate_proxy_requests", "bffgate_proxy_duration_seconds"} <= checked, checked

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,13 @@ def declared_labels() -> dict[str, set[str]]:
     """Family name (no _total) -> label names, as bffgate.metrics declares them."""
     return {m._name: set(m._labelnames)
             for m in vars(Metrics()).values() if isinstance(m, MetricWrapperBase)}
+
+
+def family_of(sample_name: str, families: Iterable[str]) -> str | None:
+    """The metric family a sample name belongs to (a counter's _total, a histogram's
+    _bucket/_count/_sum), or None."""
+    names = set(families)
+    for suffix in ("_total", "_bucket", "_count", "_sum", ""):
+        if sample_name.endswith(suffix) and sample_name.removesuffix(suffix) in names:
+            return sample_name.removesuffix(suffix)
+    return None
