@@ -265,6 +265,7 @@ def test_redirect_uri_not_registered(setup: dict[str, Any]) -> None:
     assert "redirect_uri did not match" in bad["redirect_uri_registered"]
     assert "redirect_uri did not match" in bad["idp_authorize"]
     assert "HTTP 400" in bad["idp_authorize"]
+    assert "state : ***" in bad["idp_authorize"]  # the IdP's page quotes it: scrubbed
 
 
 def test_wrong_client_secret(setup: dict[str, Any], tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ async def check_login_redirect(browser: Browser, base_url: str, settings: Settin
         return None
     problems = redirect_problems(location, settings, meta)
     if problems:
-        hint = ("" if direct_url else "; the gateway always sends them: a proxy in front of "
+        hint = ("" if direct_url else "; the gateway always sends these: a proxy in front of "
                 f"{base_url} may strip them (compare with --direct-url)")
         findings.add("login_redirect", False,
                      f"the redirect from {base_url}/bff/login: {'; '.join(problems)}{hint}",
@@ -151,8 +151,8 @@ async def _compare_direct(direct_url: str, base_url: str, public: str, findings:
 async def follow_to_idp(browser: Browser, location: str, settings: Settings,
                         findings: Findings) -> tuple[str, httpx.Response] | None:
     """Check ``idp_authorize``: follow the redirect through the IdP's own redirects to its
-    login page. Returns (url, page), or ("callback", URL) style (url, response) with the
-    redirect back when the IdP answered straight to the redirect URI without an error."""
+    login page. Returns (page URL, page), or (callback URL, response) when the IdP sent the
+    browser straight back without an error (a session it already had); None on failure."""
     since, url = time.perf_counter(), location
     idp = urlsplit(location).netloc
     for step in range(MAX_IDP_STEPS):
@@ -183,7 +183,8 @@ async def follow_to_idp(browser: Browser, location: str, settings: Settings,
             findings.add("idp_authorize", True, f"{where} accepted the request and showed its "
                          f"login page (HTTP 200 after {step} redirect(s))", since)
             return url, resp
-        page = page_text(resp)
+        # scrubbed before page_text shortens it: a cut-off state would escape the scrubber
+        page = page_text(httpx.Response(resp.status_code, text=findings.scrub(resp.text)))
         findings.add("idp_authorize", False,
                      f"{where} refused the authorization request (HTTP {resp.status_code}"
                      f"{': ' + page if page else ''})", since)
