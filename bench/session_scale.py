@@ -151,11 +151,8 @@ def fill(redis_port: int, n: int) -> None:
     sub, sid = TEMPLATE_SUB.encode(), TEMPLATE_SID.encode()
     hex_hash = re.fullmatch(rb"[0-9a-f]+", record_hash) is not None
 
-    def clone_commands(i: int) -> bytes:
-        digest = hashlib.sha256(b"clone-%d" % i)
-        h = (digest.hexdigest().encode() if hex_hash
-             else base64.urlsafe_b64encode(digest.digest()).rstrip(b"="))[:len(record_hash)]
-        subst = ((record_hash, h), (sub, b"bench-u%08d" % i), (sid, b"bench-s%08d" % i))
+    def commands(h: bytes, sub_i: bytes, sid_i: bytes) -> bytes:
+        subst = ((record_hash, h), (sub, sub_i), (sid, sid_i))
 
         def s(x: bytes) -> bytes:
             for old, new in subst:
@@ -184,6 +181,17 @@ def fill(redis_port: int, n: int) -> None:
             if ttl > 0:
                 out.append(_resp(b"PEXPIRE", k, b"%d" % ttl))
         return b"".join(out)
+
+    # The substitutes have the lengths of the originals, so every RESP length prefix stays
+    # right and a clone is the template's command blob with three byte strings replaced.
+    blob = commands(record_hash, sub, sid)
+
+    def clone_commands(i: int) -> bytes:
+        digest = hashlib.sha256(b"clone-%d" % i)
+        h = (digest.hexdigest().encode() if hex_hash
+             else base64.urlsafe_b64encode(digest.digest()).rstrip(b"="))[:len(record_hash)]
+        return (blob.replace(record_hash, h).replace(sub, b"bench-u%08d" % i)
+                .replace(sid, b"bench-s%08d" % i))
 
     cli = shutil.which("redis-cli")
     if cli is None:
@@ -391,9 +399,20 @@ def report(args: argparse.Namespace, gateways: list[Gw],
               f"{statistics.median(r['redis_cpu_us'] for r in gw.runs):.1f} | "
               f"{statistics.median(r['other_pct'] for r in gw.runs):.0f} % |")
     if "small" in rps and "large" in rps:
+        small, large = (next(g for g in gateways if g.name == n) for n in ("small", "large"))
         ratio = rps["large"] / rps["small"]
+        pairs = [b["rps"] / a["rps"] for a, b in zip(small.runs, large.runs, strict=True)]
+        cpu = (statistics.median(r["gw_cpu_us"] for r in small.runs)
+               / statistics.median(r["gw_cpu_us"] for r in large.runs))
         print(f"\nratio large / small req/s: {ratio:.3f} (target >= 0.95: "
-              f"{'PASS' if ratio >= 0.95 else 'BELOW'})")
+              f"{'PASS' if ratio >= 0.95 else 'BELOW'}); per round "
+              f"{', '.join(f'{x:.2f}' for x in pairs)} (median {statistics.median(pairs):.3f})")
+        print(f"gateway CPU per request, small / large: {cpu:.3f} (the figure least moved by "
+              f"other load; >= 0.95 means the large store costs the gateway <= 5 % more)")
+        noisy = max(r["other_pct"] for g in gateways for r in g.runs)
+        if noisy > 15:
+            print(f"warning: other processes used up to {noisy:.0f} % of a core during the "
+                  f"runs: req/s on 2 cores moves by tens of percent with that")
 
 
 if __name__ == "__main__":
