@@ -1,8 +1,10 @@
 """E2E: the admin listener (/healthz, /readyz, /metrics, /admin/sessions) and the CLI
-(check-config, doctor, sessions) against the running gateway, Redis and IdP."""
+(check-config, doctor, sessions) against the running gateway, Redis and IdP. The sessions
+API and CLI in depth: test_admin_sessions.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -45,7 +47,8 @@ async def test_health_ready_and_metrics(gateway, browser, idp_client, redis_serv
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"store": "ok", "idp_metadata": "ok"}
         denied = await c.get(gateway.admin_url + "/metrics")
-        assert denied.status_code == 403
+        assert denied.status_code == 401
+        assert denied.headers["www-authenticate"].startswith("Bearer")
         assert denied.headers["content-type"] == "application/problem+json"
         m = await c.get(gateway.admin_url + "/metrics",
                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
@@ -117,9 +120,10 @@ def test_check_config_and_doctor(gateway, tmp_path) -> None:
 
 async def test_sessions_cli(gateway, browser, idp_client, redis_server) -> None:
     await login(browser, idp_client, redis_server.url, user="dave")
-    listed = bffgate("sessions", "--config", str(gateway.config_path), "list", "--sub", "dave")
-    assert listed.returncode == 0 and len(listed.stdout.split()) == 1
-    key = listed.stdout.strip()
-    out = bffgate("sessions", "--config", str(gateway.config_path), "revoke", "--id", key)
+    listed = bffgate("sessions", "--config", str(gateway.config_path), "list", "--sub", "dave",
+                     "--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)["sessions"]) == 1
+    session_id = json.loads(listed.stdout)["sessions"][0]["id"]
+    out = bffgate("sessions", "--config", str(gateway.config_path), "revoke", session_id)
     assert out.returncode == 0 and "revoked 1" in out.stdout
     assert (await browser.api("GET", "/bff/user")).status_code == 401
