@@ -4,6 +4,7 @@ or in N worker processes sharing them (bffgate.workers)."""
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -40,7 +41,8 @@ def serve(settings: Settings, workers: int) -> int:
     try:
         return supervise(workers, sockets, functools.partial(_worker, settings),
                          graceful=GRACEFUL_SECONDS,
-                         on_started=functools.partial(_started, settings))
+                         on_started=functools.partial(_started, settings),
+                         preload=functools.partial(importlib.import_module, "bffgate.app"))
     finally:
         close_listeners(sockets)
 

@@ -126,7 +126,7 @@ Null values are left out, so the gateway's own default applies.
 # from the environment (BFFGATE_<SECTION>__<KEY>), see the Deployment.
 # Check it in a pod: bffgate check-config --config /etc/bffgate/bffgate.toml
 
-{{ include "bffgate.tomlTable" (list "server" .Values.server (dict "listen" "0.0.0.0:8080" "admin_listen" "0.0.0.0:9090")) }}
+{{ include "bffgate.tomlTable" (list "server" .Values.server (dict "listen" "0.0.0.0:8080" "admin_listen" "0.0.0.0:9090" "workers" (int (.Values.workers | default 1)))) }}
 
 {{ include "bffgate.tomlTable" (list "oidc" .Values.oidc dict) }}
 
