@@ -43,7 +43,8 @@ the table shows medians. Columns:
   the requests wrk completed;
 * Redis commands/req: the row's redis-server ``INFO commandstats`` delta over the timed
   runs, per request, by command; Redis CPU µs/req its CPU the same way;
-* non-2xx: wrk's non-2xx/3xx responses plus socket errors, summed over the rounds;
+* non-2xx: wrk's non-2xx/3xx responses summed over the rounds (socket errors, if any, in
+  parentheses);
 * upstream: the GET /api/data calls the upstream counted during the timed run must be at
   least the 2xx responses wrk got (every 200 reached the upstream), and for session rows
   every one must carry a Bearer token;
@@ -585,7 +586,8 @@ def summary(row: Row) -> dict[str, Any]:
     out: dict[str, Any] = {k: med(k) for k in (
         "rps", "p50_us", "p99_us", "gw_cpu_us_per_req", "gw_cpu_pct", "redis_cpu_us_per_req",
         "other_cpu_pct")}
-    out["non2xx"] = sum(r["non2xx"] + r["sock_errors"] for r in runs)
+    out["non2xx"] = sum(r["non2xx"] for r in runs)
+    out["sock_errors"] = sum(r["sock_errors"] for r in runs)
     out["all_rps"] = [round(r["rps"]) for r in runs]
     requests = sum(r["requests"] for r in runs)
     if row.redis_port:
@@ -628,10 +630,11 @@ def table(rows: list[Row]) -> str:
         ratio_cpu = cpu / ref_cpu if cpu and ref_cpu else None
         ratio_rps = m["rps"] / nginx["rps"] if nginx.get("rps") else None
         ratio_p99 = m["p99_us"] / nginx["p99_us"] if nginx.get("p99_us") else None
+        sock = f" ({m['sock_errors']} socket errors)" if m["sock_errors"] else ""
         out.append(
             f"| {row.label} | {m['rps']:,.0f} | {m['p99_us'] / 1000:.1f} | {fmt(cpu, ',.0f')} "
             f"| {m.get('redis', '—')} | {fmt(m['redis_cpu_us_per_req'], '.0f')} "
-            f"| {m['non2xx']:,} | {m['upstream']} | {fmt(ratio_cpu, '.2f', 'x')} "
+            f"| {m['non2xx']:,}{sock} | {m['upstream']} | {fmt(ratio_cpu, '.2f', 'x')} "
             f"| {fmt(ratio_rps, '.3f', 'x')} | {fmt(ratio_p99, '.1f', 'x')} "
             f"| {fmt(m['other_cpu_pct'], '.0f', '%')} |")
     return "\n".join(out)
