@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +33,7 @@ from bffgate.framing import (
     malformed,
     target_path,
 )
+from bffgate.ids import hex_id
 from bffgate.problems import problem_parts
 
 
@@ -53,7 +53,7 @@ class _FramingGuard:
         if self._failure is not None:
             return
         self._failure = error
-        request_id = secrets.token_hex(12)
+        request_id = hex_id(12)
         audit.emit(AuditEvent.REQUEST_REJECTED, level="warning", reason=error.reason,
                    status=error.status, request_id=request_id,
                    client_ip=self.client[0] if self.client else None,

@@ -88,7 +88,11 @@ class CookieCodec:
         # itsdangerous signs with the last key of the list and verifies with any of them:
         # verify-only keys go first, so they can never be the one that signs.
         keys = [*(verify_keys or []), *secret_keys]
-        self._signer = Signer(keys, salt=SALT, digest_method=hashlib.sha256)
+        # The keys derived once (itsdangerous's default derivation, "django-concat"), then
+        # used as they are: the same signatures, without a key derivation per request.
+        derive = Signer(keys, salt=SALT, digest_method=hashlib.sha256).derive_key
+        self._signer = Signer([derive(k) for k in keys], salt=SALT,
+                              digest_method=hashlib.sha256, key_derivation="none")
 
     def encode(self, handle: SessionHandle) -> str:
         payload = f"{_b64(handle.session_id)}.{_b64(handle.secret)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from bffgate.edge.fields import Headers, single_cookie, single_header
+from bffgate.edge.fields import Headers, refuse_second_copies
 from bffgate.edge.request_context import ContextApp, RequestInfo
 from bffgate.errors import MethodNotAllowed
 from bffgate.proxy.routes import FORBIDDEN_METHODS, RouteTable
@@ -14,7 +14,7 @@ from bffgate.proxy.routes import FORBIDDEN_METHODS, RouteTable
 # Host (RFC 9112 3.2: more than one is a 400), Origin and X-CSRF (the CSRF check),
 # Content-Length (body framing). X-Forwarded-For / X-Request-Id are checked by the
 # request context, and only for trusted proxies (from anyone else they are ignored).
-SINGLE_HEADERS = (b"host", b"origin", b"x-csrf", b"content-length")
+SINGLE_HEADERS = frozenset({b"host", b"origin", b"x-csrf", b"content-length"})
 
 
 class Admission:
@@ -40,8 +40,5 @@ class Admission:
                                    reason="method_forbidden",
                                    allow=route.allow_header if route else b"")
         headers: Headers = scope["headers"]
-        for name in SINGLE_HEADERS:
-            single_header(headers, name)
         # The gateway's own cookies: on any path, two of them mean a tossed or injected one.
-        for cookie in self._cookies:
-            single_cookie(headers, cookie)
+        refuse_second_copies(headers, SINGLE_HEADERS, self._cookies)

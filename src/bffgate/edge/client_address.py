@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -13,8 +14,13 @@ class TrustedProxies:
 
     def __init__(self, cidrs: Iterable[str]) -> None:
         self._nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+        # a peer address is parsed once, not once per request (bounded: one per peer seen)
+        self._trusted = functools.lru_cache(maxsize=4096)(self._trusts)
 
     def trusts(self, ip: str) -> bool:
+        return bool(self._nets) and self._trusted(ip)
+
+    def _trusts(self, ip: str) -> bool:
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:

@@ -31,11 +31,34 @@ def single_header(headers: Headers, name: bytes) -> str | None:
         if k.lower() != name:
             continue
         if found is not None or b"," in v:
-            label = name.decode("latin-1")
-            raise AmbiguousRequest(f"header {label} must be sent once, with one value",
-                                   reason=f"duplicate_header:{label}")
+            raise _twice(name)
         found = v.decode("latin-1")
     return found
+
+
+def refuse_second_copies(headers: Headers, names: frozenset[bytes],
+                         cookies: tuple[str, ...]) -> None:
+    """``single_header`` for each of ``names`` and ``single_cookie`` for each of
+    ``cookies``, in one pass over the headers (every request pays for this check)."""
+    seen: set[bytes] = set()
+    with_cookies = False
+    for k, v in headers:
+        name = k.lower()
+        if name in names:
+            if name in seen or b"," in v:
+                raise _twice(name)
+            seen.add(name)
+        elif name == b"cookie":
+            with_cookies = True
+    if with_cookies:
+        for cookie in cookies:
+            single_cookie(headers, cookie)
+
+
+def _twice(name: bytes) -> AmbiguousRequest:
+    label = name.decode("latin-1")
+    return AmbiguousRequest(f"header {label} must be sent once, with one value",
+                            reason=f"duplicate_header:{label}")
 
 
 def list_header(headers: Headers, name: bytes) -> str | None:
@@ -51,7 +74,10 @@ def cookie_values(headers: Headers, name: str) -> list[str]:
     for k, v in headers:
         if k.lower() != b"cookie":
             continue
-        for part in v.decode("latin-1").split(";"):
+        text = v.decode("latin-1")
+        if name not in text:  # no part can be named so
+            continue
+        for part in text.split(";"):
             cname, sep, cval = part.strip(" \t").partition("=")
             if sep and cname == name:
                 found.append(cval.strip(" \t").strip('"'))

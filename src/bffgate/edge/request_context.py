@@ -9,7 +9,6 @@ logs and audits it under a request id.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from bffgate.edge.client_address import TrustedProxies
 from bffgate.edge.fields import Headers, header, list_header, single_header
 from bffgate.errors import AmbiguousRequest
+from bffgate.ids import hex_id
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
@@ -51,7 +51,7 @@ def read_request(scope: Scope, proxies: TrustedProxies) -> RequestInfo:
         except AmbiguousRequest as exc:
             ip, rid, refusal = peer, "", exc
     ua = (header(headers, b"user-agent") or "")[:256]
-    return RequestInfo(rid or secrets.token_hex(12), ip, ua, str(scope.get("method", "")),
+    return RequestInfo(rid or hex_id(12), ip, ua, str(scope.get("method", "")),
                        str(scope.get("path", ""))[:512], refusal)
 
 

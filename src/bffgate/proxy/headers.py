@@ -14,8 +14,9 @@ gateway's origin); add ``Cache-Control: no-store`` unless the upstream chose cac
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Sequence
+
+from bffgate.ids import hex_id
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
@@ -57,6 +58,13 @@ def _norm(name: bytes) -> bytes:
     return name.lower().replace(b"_", b"-")
 
 
+def _forwarded(name: bytes, named: set[bytes]) -> bool:
+    # Every X-Forwarded-* is the gateway's to say (-Ssl, -Scheme, -Client-Cert...), not just
+    # the listed ones.
+    return (name not in REQUEST_DROP and name not in named
+            and not name.startswith(b"x-forwarded-"))
+
+
 def upstream_request_headers(
     headers: list[tuple[bytes, bytes]], *, auth_headers: Sequence[tuple[bytes, bytes]],
     client_ip: str, proto: str, host: str, request_id: str, traceparent: bytes | None,
@@ -65,11 +73,7 @@ def upstream_request_headers(
     route's credential as bffgate.tokens presents it: Authorization, and DPoP for a DPoP
     token; empty for none) and the gateway's forwarding headers."""
     named = _connection_named(headers)
-    # Every X-Forwarded-* is the gateway's to say (-Ssl, -Scheme, -Client-Cert...), not just
-    # the listed ones.
-    out = [(k, v) for k, v in headers
-           if _norm(k) not in REQUEST_DROP and _norm(k) not in named
-           and not _norm(k).startswith(b"x-forwarded-")]
+    out = [(k, v) for k, v in headers if _forwarded(_norm(k), named)]
     out.extend(auth_headers)
     out.append((b"x-forwarded-for", client_ip.encode("latin-1")))
     out.append((b"x-forwarded-proto", proto.encode("latin-1")))
@@ -94,14 +98,14 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 
 def new_traceparent() -> bytes:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode()
+    return f"00-{hex_id(16)}-{hex_id(8)}-01".encode()
 
 
 def incoming_traceparent(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     for k, v in headers:
         if k.lower() == b"traceparent" and _valid_traceparent(v):
             # keep the trace id, new span id for our hop
-            return v[:36] + secrets.token_hex(8).encode() + v[52:]
+            return v[:36] + hex_id(8).encode() + v[52:]
     return None
 
 

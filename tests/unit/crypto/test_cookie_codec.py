@@ -284,3 +284,24 @@ def test_promoting_without_the_verify_step_logs_users_out(handle: SessionHandle)
     cookies that a replica still on the old key set refuses."""
     with pytest.raises(CookieInvalid):
         CookieCodec([OLD_KEY]).decode(CookieCodec([OLD_KEY, NEW_KEY]).encode(handle))
+
+
+def test_keys_derived_once_sign_and_verify_as_itsdangerous_defaults_do(
+        handle: SessionHandle) -> None:
+    """The codec derives its keys once at start (key_derivation "none" over the derived
+    keys): cookies issued before that change, signed with itsdangerous's default per-call
+    derivation, still verify, and the signatures are byte for byte the same."""
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    payload = f"{b64(handle.session_id)}.{b64(handle.secret)}"
+    default = Signer([OLD_KEY, NEW_KEY], salt=SALT, digest_method=hashlib.sha256)
+    before = "v1." + default.sign(payload).decode()
+    codec = CookieCodec([OLD_KEY, NEW_KEY])
+    assert codec.encode(handle) == before
+    assert codec.decode(before) == handle
+    old_only = "v1." + Signer([OLD_KEY], salt=SALT, digest_method=hashlib.sha256).sign(
+        payload).decode()
+    assert codec.decode(old_only) == handle
