@@ -175,6 +175,19 @@ def test_pushgateway_gets_the_run(setup: dict[str, Any]) -> None:
     assert b'bffgate_probe_check_success{check="login_redirect"} 1.0' in body
 
 
+def test_metrics_that_cannot_be_delivered_fail_the_run(setup: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """An unwritable textfile and a Pushgateway that is not there are failures of their own
+    (monitoring would go blind): checks textfile and pushgateway, exit 1."""
+    code, doc = probe(setup["ok"], "--textfile", str(tmp_path / "missing" / "p.prom"),
+                      "--pushgateway", f"http://127.0.0.1:{free_port()}")
+    assert code == 1
+    bad = failed(doc)
+    assert set(bad) == {"textfile", "pushgateway"}
+    assert "No such file or directory" in bad["textfile"]
+    assert "Connection refused" in bad["pushgateway"]
+
+
 # ------------------------------------------------------------------------------- broken
 
 
