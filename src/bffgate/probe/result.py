@@ -47,9 +47,6 @@ class Findings:
         self.checks.append(check)
         return check
 
-    def ok(self, name: str) -> bool:
-        return any(c.name == name and c.ok for c in self.checks)
-
     @property
     def healthy(self) -> bool:
         return bool(self.checks) and all(c.ok for c in self.checks)
