@@ -77,9 +77,9 @@ async def sign_in(browser: Browser, page_url: str, page: httpx.Response,
                 return None
             if login is not None and login.password:
                 form.fields[login.password] = account.password
-                if login.username:
-                    form.fields[login.username] = account.user
                 signed = True
+            if form.username and not form.fields.get(form.username):
+                form.fields[form.username] = account.user  # also a username-first page
             method = "POST" if form.method == "post" else "GET"
             url, data = form.action, form.fields
         else:
