@@ -129,12 +129,14 @@ class SessionInventory:
 
     async def evict_beyond(self, sub: str, limit: int, *, keep: str, now: float) -> int:
         """session.max_per_user: end the oldest sessions of ``sub`` beyond ``limit`` (0: no
-        limit), never ``keep`` (the store key of the session just created); each is audited
-        ``session.evicted``. Returns how many ended."""
+        limit), only ones older than ``keep`` (the store key of the session just created),
+        so two logins at once never end each other: the later one ends the earlier. Each is
+        audited ``session.evicted``. Returns how many ended."""
         if limit <= 0:
             return 0
-        views = await self.of_sub(sub, now)
-        oldest = [v for v in views if v.key != keep][:max(0, len(views) - limit)]
+        views = await self.of_sub(sub, now)  # oldest first
+        kept = next((i for i, v in enumerate(views) if v.key == keep), len(views))
+        oldest = views[:kept][:max(0, len(views) - limit)]
         ended = 0
         for v in oldest:
             ended += await end_sessions(self._store, ById(v.key, sub), reason="max_per_user",

@@ -192,8 +192,11 @@ async def test_evict_beyond_ends_the_oldest_but_never_the_new_one(env: _Env) -> 
     assert await env.store.keys_for_sub("alice") == sorted(s.key for s in sessions[1:])
     assert await env.inv.evict_beyond("alice", 0, keep="", now=env.clock.now()) == 0
     assert await env.inv.evict_beyond("alice", 1, keep=sessions[1].key,
+                                      now=env.clock.now()) == 0  # only older ones go
+    assert await env.inv.evict_beyond("alice", 1, keep=sessions[2].key,
                                       now=env.clock.now()) == 1
-    assert await env.svc.load(sessions[1].handle) is not None
+    assert await env.svc.load(sessions[1].handle) is None
+    assert await env.svc.load(sessions[2].handle) is not None
 
 
 async def test_end_by_id_with_sub_drops_the_index_entry(env: _Env) -> None:
@@ -202,3 +205,15 @@ async def test_end_by_id_with_sub_drops_the_index_entry(env: _Env) -> None:
         assert await end_sessions(env.store, ById(a.key, "alice"), reason="admin") == 1
     assert [e["event"] for e in logs] == ["session.revoked"]
     assert "sub:alice" not in env.store._index or not env.store._index["sub:alice"]
+
+
+async def test_two_logins_at_once_never_evict_each_other(env: _Env) -> None:
+    """Both logins check the limit after both were stored: the earlier one ends nothing
+    newer than itself, the later one ends the earlier."""
+    _, a = await env.login()
+    env.clock.advance(1)
+    _, b = await env.login()
+    assert await env.inv.evict_beyond("alice", 1, keep=a.key, now=env.clock.now()) == 0
+    assert await env.inv.evict_beyond("alice", 1, keep=b.key, now=env.clock.now()) == 1
+    assert await env.svc.load(a.handle) is None
+    assert await env.svc.load(b.handle) is not None
