@@ -1,128 +1,180 @@
-"""The structlog pipeline: context, timestamps, redaction, JSON (or console) output."""
+"""The structlog pipeline: context, timestamps, redaction, JSON (or console) output.
+
+Built once by ``configure_logging`` and cached (issue #12: one audit line costs a few µs):
+the processor list and the sink are long-lived objects that a reconfiguration updates in
+place, bound loggers are cached per name until the next ``configure_logging``, JSON is
+rendered by orjson straight to bytes and written with one write per line. Redaction runs
+on every line; it skips only values that cannot hold a secret (numbers, booleans, None,
+enum members, and on audit lines the catalogue fields the gateway itself produces).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import os
+import select
 import sys
-from collections.abc import Callable, MutableMapping
+import time
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
-# Keys whose values are secrets whatever a caller passes (compared case-insensitively,
-# with '-' treated as '_').
-SECRET_KEYS = frozenset(
-    {
-        "access_token", "refresh_token", "id_token", "token", "tokens", "code", "code_verifier",
-        "verifier", "client_secret", "secret", "secret_keys", "password", "cookie", "cookies",
-        "set_cookie", "authorization", "proxy_authorization", "id_token_hint", "logout_token",
-        "client_assertion", "state", "nonce", "session_id", "admin_token", "assertion",
-        "private_key", "verify_keys",
-    }
-)
-REDACTED = "[REDACTED]"
-# Values that look like secrets even under an innocent key: JWTs, bearer credentials,
-# our own cookie values, and query strings carrying code/state/tokens.
-_VALUE_PATTERNS = [
-    re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"\bv1\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_.-]+"),
-    re.compile(
-        r"(?i)([?&](?:code|state|nonce|code_verifier|access_token|refresh_token|id_token|"
-        r"id_token_hint|client_secret|token|sid)=)[^&#\s]+"
-    ),
-]
+from bffgate.redaction import AUDIT_EVENT_NAMES as AUDIT_EVENT_NAMES  # re-exported
+from bffgate.redaction import AUDIT_SAFE_FIELDS as AUDIT_SAFE_FIELDS
+from bffgate.redaction import REDACTED as REDACTED
+from bffgate.redaction import SECRET_KEYS as SECRET_KEYS
+from bffgate.redaction import on_redaction as on_redaction
+from bffgate.redaction import redact as redact
+from bffgate.redaction import remove_redaction_hook as remove_redaction_hook
 
-_redaction_hook: list[Callable[[int], None]] = []
+_stamp_cache: tuple[int, str] = (-1, "")
 
 
-def on_redaction(hook: Callable[[int], None]) -> None:
-    """Register a callback told how many values each log line had redacted (metrics)."""
-    _redaction_hook.append(hook)
-
-
-def remove_redaction_hook(hook: Callable[[int], None]) -> None:
-    if hook in _redaction_hook:
-        _redaction_hook.remove(hook)
-
-
-def _scrub(value: Any, depth: int = 0) -> tuple[Any, int]:
-    if depth > 6:
-        return REDACTED, 1
-    if isinstance(value, str):
-        count = 0
-        for pat in _VALUE_PATTERNS:
-            if pat.groups:
-                value, n = pat.subn(lambda m: m.group(1) + REDACTED, value)
-            else:
-                value, n = pat.subn(REDACTED, value)
-            count += n
-        return value, count
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        total = 0
-        for k, v in value.items():
-            if isinstance(k, str) and k.lower().replace("-", "_") in SECRET_KEYS:
-                out[k] = REDACTED
-                total += 1
-            else:
-                out[k], n = _scrub(v, depth + 1)
-                total += n
-        return out, total
-    if isinstance(value, list | tuple | set | frozenset):
-        items = []
-        total = 0
-        for v in value:
-            s, n = _scrub(v, depth + 1)
-            items.append(s)
-            total += n
-        return items, total
-    if isinstance(value, bytes | bytearray):
-        return REDACTED, 1
-    return value, 0
-
-
-def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: remove secrets by key and by value shape, everywhere."""
-    total = 0
-    for key in list(event_dict):
-        value = event_dict[key]
-        if key.lower().replace("-", "_") in SECRET_KEYS:
-            event_dict[key] = REDACTED
-            total += 1
-        else:
-            event_dict[key], n = _scrub(value)
-            total += n
-    if total:
-        for hook in _redaction_hook:
-            hook(total)
+def add_timestamp(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: ``ts`` as ISO-8601 UTC with µs and ``Z`` (the date part is
+    formatted once a second, not per line)."""
+    global _stamp_cache
+    now = time.time()
+    sec = int(now)
+    cached = _stamp_cache
+    if cached[0] != sec:
+        cached = _stamp_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
+    event_dict["ts"] = f"{cached[1]}{int((now - sec) * 1_000_000):06d}Z"
     return event_dict
 
 
-def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Configure structlog once for the process. Redaction runs right before rendering."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+def format_exc_info(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog's format_exc_info, called only for the lines that carry ``exc_info``."""
+    if "exc_info" in event_dict:
+        return structlog.processors.format_exc_info(logger, name, event_dict)
+    return event_dict
+
+
+def _fallback(value: Any) -> Any:
+    return repr(value)
+
+
+def render_json(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> bytes:
+    """structlog processor: the line as UTF-8 JSON bytes with its newline (orjson)."""
+    try:
+        return orjson.dumps(event_dict, default=_fallback,
+                            option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. an int beyond 64 bits: the standard library renders it
+        return (json.dumps(event_dict, default=repr) + "\n").encode()
+
+
+class LineSink:
+    """Where rendered lines go: one ``write(2)`` per line, straight to the stream's file
+    descriptor when it has one (no text or buffer layer, nothing held back: no flush
+    storms, no line split across writes but by the kernel), else the stream's write()."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.retarget(stream)
+
+    def retarget(self, stream: TextIO) -> None:
+        self._text = stream
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # StringIO, pytest's capture, ...
+            fd = -1
+        if fd >= 0:
+            stream.flush()  # what the stream's own layers hold goes first
+        self._fd = fd
+
+    def msg(self, line: bytes | str) -> None:
+        if self._fd >= 0 and type(line) is bytes:
+            try:
+                written = os.write(self._fd, line)
+            except BlockingIOError:  # a non-blocking descriptor with a full pipe
+                written = 0
+            if written != len(line):
+                self._rest(memoryview(line)[written:])
+            return
+        text = line.decode() if isinstance(line, bytes) else line + "\n"
+        self._text.write(text)
+        self._text.flush()
+
+    def _rest(self, rest: memoryview) -> None:
+        """A short write (a signal, a full non-blocking pipe): the rest, waiting if need be."""
+        while rest:
+            try:
+                rest = rest[os.write(self._fd, rest):]
+            except BlockingIOError:
+                select.select([], [self._fd], [])
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+# Long-lived: structlog and every cached logger hold these very objects, so a later
+# configure_logging (tests, `structlog.testing.capture_logs`) is seen by all of them.
+_PROCESSORS: list[Any] = []
+_SINK = LineSink(sys.stdout)
+_loggers: dict[str, Any] = {}
+_configured = False
+_min_level = 0
+_LEVELS = logging.getLevelNamesMapping()
+_METHOD_LEVELS = {name.lower(): number for name, number in _LEVELS.items()} | {"warn": 30}
+
+
+def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None, *,
+                      audit_format: str = "json") -> None:
+    """Configure structlog for the process. Redaction runs right before rendering."""
+    global _configured, _min_level
+    chain: list[Any] = [structlog.contextvars.merge_contextvars,
+                        structlog.processors.add_log_level, add_timestamp]
+    if audit_format == "ocsf":
+        from bffgate.audit_ocsf import to_ocsf
+
+        chain.append(to_ocsf)
+    chain += [format_exc_info, redact]
+    chain.append(render_json if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False))
+    _PROCESSORS[:] = chain
+    _SINK.retarget(stream or sys.stdout)
+    _loggers.clear()
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-            structlog.processors.format_exc_info,
-            redact,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stdout),
-        cache_logger_on_first_use=False,
+        processors=_PROCESSORS,
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level.upper()]),
+        logger_factory=lambda *_args: _SINK,
+        cache_logger_on_first_use=True,
     )
+    _configured, _min_level = True, _LEVELS[level.upper()]
+
+
+def reset_logging() -> None:
+    """Back to structlog's defaults (tests): drops the cached loggers."""
+    global _configured
+    _loggers.clear()
+    _configured = False
+    structlog.reset_defaults()
 
 
 def get_logger(name: str = "bffgate") -> Any:
-    return structlog.get_logger(name)
+    """The bound logger for ``name``, built once per configuration (structlog's lazy proxy
+    before ``configure_logging``, so an unconfigured process behaves as structlog does)."""
+    logger = _loggers.get(name)
+    if logger is None:
+        if not _configured:
+            return structlog.get_logger(name)
+        logger = _loggers[name] = structlog.get_logger(name).bind()
+    return logger
+
+
+def write(level: str, event_dict: dict[str, Any]) -> None:
+    """One line through the pre-built chain, as a bound logger's ``level`` method would
+    write it, minus its keyword re-packing (the audit path). ``event_dict`` is consumed."""
+    if not _configured:
+        fields = dict(event_dict)
+        getattr(structlog.get_logger("bffgate"), level)(fields.pop("event"), **fields)
+        return
+    if _METHOD_LEVELS[level] < _min_level:
+        return
+    line: Any = event_dict
+    try:
+        for processor in _PROCESSORS:
+            line = processor(_SINK, level, line)
+    except structlog.DropEvent:
+        return
+    _SINK.msg(line)

@@ -202,7 +202,7 @@ def stream() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     configure_logging("info", "json", stream=buffer)
     yield buffer
-    structlog.reset_defaults()
+    logs.reset_logging()
 
 
 def _lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -265,7 +265,7 @@ def test_console_format_is_redacted_too() -> None:
     try:
         get_logger().info("login.succeeded", refresh_token="rt-secret", h="Bearer abcdefghijkl")
     finally:
-        structlog.reset_defaults()
+        logs.reset_logging()
     assert "rt-secret" not in buffer.getvalue()
     assert "abcdefghijkl" not in buffer.getvalue()
     assert "login.succeeded" in buffer.getvalue()
