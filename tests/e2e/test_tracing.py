@@ -279,6 +279,12 @@ async def test_refresh_and_token_exchange_are_client_spans_of_the_request(
     (refresh,) = receiver.wait_for(refresh_below)
     assert refresh["kind"] == CLIENT
     assert refresh["attributes"]["oauth.grant_type"] == "refresh_token"
+    # the single-flight refresh around it: lease lock, reload, grant, compare-and-set save
+    names = {s["name"] for s in receiver.wait_for(
+        lambda spans: [s for s in spans if s["trace_id"] == server["trace_id"]
+                       and s["name"] == "redis replace_session"] and spans)
+        if s["trace_id"] == server["trace_id"]}
+    assert {"redis lock acquire", "redis lock release", "redis replace_session"} <= names
 
 
 async def test_tracing_off_exports_nothing_and_never_imports_opentelemetry(

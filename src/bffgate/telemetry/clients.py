@@ -37,8 +37,9 @@ T = TypeVar("T")
 STORE_OPERATIONS = frozenset({
     "put_login", "take_login", "create_session", "load_session", "replace_session",
     "delete_session", "sessions_exist", "keys_for_sub", "keys_for_idp_sid", "claim_once",
-    "get_cached_token", "put_cached_token", "ping",
+    "get_cached_token", "put_cached_token", "ping", "peek_sessions",
 })
+LOCK_OPERATIONS = frozenset({"acquire", "release", "extend"})
 GRANTS = {
     "authorization_code": "code exchange",
     "refresh_token": "refresh",
@@ -77,19 +78,42 @@ class TracedStore:
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
         if name in STORE_OPERATIONS:
-            return functools.partial(self._traced, name, value)
+            return functools.partial(traced_call, self._tracer, f"redis {name}",
+                                     {**self._attributes, "bffgate.store.operation": name}, value)
+        if name == "refresh_lock":
+            return functools.partial(self._lock, value)
         return value
 
-    async def _traced(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with self._tracer.start_as_current_span(
-                f"redis {name}", kind=SpanKind.CLIENT, record_exception=False,
-                set_status_on_exception=False,
-                attributes={**self._attributes, "bffgate.store.operation": name}) as span:
-            try:
-                return await fn(*args, **kwargs)
-            except BaseException as exc:
-                failed(span, exc)
-                raise
+    def _lock(self, make: Callable[..., Any], *args: Any, **kwargs: Any) -> TracedLock:
+        return TracedLock(make(*args, **kwargs), self._tracer, self._attributes)
+
+
+class TracedLock:
+    """A refresh (or exchange) lease lock: ``redis lock acquire`` / ``release`` / ``extend``
+    (the wait for another replica's refresh shows as the acquire span's duration)."""
+
+    def __init__(self, inner: Any, tracer: trace.Tracer, attributes: Mapping[str, Any]) -> None:
+        self._inner, self._tracer, self._attributes = inner, tracer, attributes
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name in LOCK_OPERATIONS:
+            return functools.partial(traced_call, self._tracer, f"redis lock {name}",
+                                     {**self._attributes, "bffgate.store.operation": f"lock_{name}"},
+                                     value)
+        return value
+
+
+async def traced_call(tracer: trace.Tracer, name: str, attributes: Mapping[str, Any],
+                      fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, record_exception=False,
+                                      set_status_on_exception=False,
+                                      attributes=attributes) as span:
+        try:
+            return await fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(span, exc)
+            raise
 
 
 def idp_operation(request: httpx.Request) -> tuple[str, str | None]:
