@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
@@ -84,13 +86,26 @@ def one_run(procs: ProcessGroup, workdir: Path, cfg_path: Path, workers: int, po
         cpu0 = tree_cpu_seconds(gw.pid)
         res = wrk(port, headers, args.duration, args.connections, 2, script)
         cpu1 = tree_cpu_seconds(gw.pid)
+        split = worker_split(admin) if workers > 1 else []
     finally:
         gw.stop()
         procs.children.remove(gw)
     errors = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_status",
                                   "err_timeout"))
     return {"workers": workers, "rps": res["rps"], "p99_ms": res["p99_us"] / 1000,
-            "cpu_us": (cpu1 - cpu0) / max(1, res["requests"]) * 1e6, "errors": errors}
+            "cpu_us": (cpu1 - cpu0) / max(1, res["requests"]) * 1e6, "errors": errors,
+            "split": split}
+
+
+def worker_split(admin: int) -> list[float]:
+    """Each worker's share of the public requests (bffgate_worker_http_requests, sampled
+    by the workers each second: wait for a fresh sample)."""
+    time.sleep(1.2)
+    text = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=5, trust_env=False).text
+    counts = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith('bffgate_worker_http_requests{listener="public"')]
+    total = sum(counts) or 1.0
+    return sorted(round(c / total, 2) for c in counts)
 
 
 def main() -> int:
@@ -124,7 +139,8 @@ def main() -> int:
                 runs.append(res)
                 print(f"round {r + 1} workers={n}: {res['rps']:8.0f} req/s  p99 "
                       f"{res['p99_ms']:6.1f} ms  {res['cpu_us']:5.0f} us CPU/req  "
-                      f"errors {res['errors']}", flush=True)
+                      f"errors {res['errors']}"
+                      + (f"  split {res['split']}" if res["split"] else ""), flush=True)
     finally:
         procs.stop_all()
         redis.close()

@@ -274,6 +274,11 @@ class _Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             for fd in (*self.wake, *(w.fd for w in self.workers.values() if w.fd >= 0)):
                 os.close(fd)
+            mine = {id(sock) for socks in self.sockets[slot].values() for sock in socks}
+            for other in self.sockets:  # the other workers' sockets (a unix: one is shared)
+                for sock in (s for socks in other.values() for s in socks):
+                    if id(sock) not in mine:
+                        sock.close()
             code = self.main(WorkerContext(slot, self.sockets[slot], os.getppid(), report_fd))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
