@@ -74,6 +74,10 @@ class LineSink:
     def __init__(self, stream: TextIO) -> None:
         self.retarget(stream)
 
+    @property
+    def stream(self) -> TextIO:
+        return self._text
+
     def retarget(self, stream: TextIO) -> None:
         self._text = stream
         try:
@@ -149,6 +153,14 @@ def reset_logging() -> None:
     _loggers.clear()
     _configured = False
     structlog.reset_defaults()
+
+
+def configured_stream() -> TextIO | None:
+    """The stream configure_logging writes to, while its configuration is the one structlog
+    runs (None before it, after reset_logging or once someone configured structlog anew)."""
+    if not _configured or structlog.get_config()["processors"] is not _PROCESSORS:
+        return None
+    return _SINK.stream
 
 
 def get_logger(name: str = "bffgate") -> Any:

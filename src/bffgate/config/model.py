@@ -22,6 +22,7 @@ SessionStore = Literal["redis", "memory"]
 SameSite = Literal["strict", "lax"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "console"]
+AuditFormat = Literal["json", "ocsf"]
 
 
 class Secret:
@@ -184,6 +185,8 @@ class RouteSettings:
 class LogSettings:
     level: LogLevel = field(default="info", metadata=ENUM)
     format: LogFormat = field(default="json", metadata=ENUM)
+    # ocsf: login/logout/session audit events as OCSF Authentication records (audit_ocsf.py)
+    audit_format: AuditFormat = field(default="json", metadata=ENUM)
 
 
 @dataclass(frozen=True)
