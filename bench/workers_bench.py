@@ -2,9 +2,11 @@
 
     python bench/workers_bench.py [--workers 2] [--duration 10] [--rounds 3]
                                   [--connections 50] [--log-level warning|info]
+                                  [--upstream aiohttp|nginx]
 
 Everything on 127.0.0.1, every process started here and stopped by PID: a redis-server,
-the aiohttp upstream (bench/_upstream.py, 1 KB JSON at /api/data), and `bffgate serve`
+the upstream (bench/_upstream.py, or nginx with --upstream nginx: 1 KB JSON at /api/data),
+and `bffgate serve`
 (the real CLI, `--workers 1` then `--workers N`, interleaved, each round a fresh process).
 One session is created directly in Redis (the IdP, http://127.0.0.1:1, is never asked);
 wrk sends its cookie and X-CSRF, so each request is a full proxied call. Prints req/s, p99
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +33,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from _measure import WRK_LUA, tree_cpu_seconds, wrk  # noqa: E402
+from _measure import WRK_LUA, busy_jiffies, tree_cpu_seconds, wrk  # noqa: E402
 
 from support.gateway import child_env, write_toml  # noqa: E402
 from support.idp import free_port  # noqa: E402
@@ -81,11 +85,11 @@ def one_run(procs: ProcessGroup, workdir: Path, cfg_path: Path, workers: int, po
                                              "--workers", str(workers)], env=child_env())
     try:
         gw.wait_ready(http_ok(f"http://127.0.0.1:{admin}/healthz"), timeout=30)
-        wrk(port, headers, args.warmup, args.connections, 2, script)
+        wrk(port, headers, args.warmup, args.connections, args.wrk_threads, script)
         assert gw.pid is not None
-        cpu0 = tree_cpu_seconds(gw.pid)
-        res = wrk(port, headers, args.duration, args.connections, 2, script)
-        cpu1 = tree_cpu_seconds(gw.pid)
+        cpu0, busy0 = tree_cpu_seconds(gw.pid), busy_jiffies()
+        res = wrk(port, headers, args.duration, args.connections, args.wrk_threads, script)
+        cpu1, busy1 = tree_cpu_seconds(gw.pid), busy_jiffies()
         split = worker_split(admin) if workers > 1 else []
     finally:
         gw.stop()
@@ -94,6 +98,9 @@ def one_run(procs: ProcessGroup, workdir: Path, cfg_path: Path, workers: int, po
                                   "err_timeout"))
     return {"workers": workers, "rps": res["rps"], "p99_ms": res["p99_us"] / 1000,
             "cpu_us": (cpu1 - cpu0) / max(1, res["requests"]) * 1e6, "errors": errors,
+            # everything else the machine ran meanwhile (wrk, upstream, Redis, neighbours)
+            "other_us": ((busy1 - busy0) / os.sysconf("SC_CLK_TCK") - (cpu1 - cpu0))
+            / max(1, res["requests"]) * 1e6,
             "split": split}
 
 
@@ -108,6 +115,36 @@ def worker_split(admin: int) -> list[float]:
     return sorted(round(c / total, 2) for c in counts)
 
 
+NGINX_CONF = """
+worker_processes 1;
+master_process off;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /api/data {{ default_type application/json; alias {dir}/data.json; }}
+  }}
+}}
+"""
+
+
+def upstream_argv(kind: str, port: int, workdir: Path) -> list[str]:
+    """aiohttp: bench/_upstream.py (Python, as in proxy_bench). nginx: a static 1 KB JSON
+    file; it costs far less CPU per request, which matters here: on a 2-core machine the
+    load generator and the upstream take cores the workers would otherwise use."""
+    if kind == "aiohttp":
+        return [sys.executable, str(HERE / "_upstream.py"), str(port)]
+    (workdir / "data.json").write_text(json.dumps({"items": ["x" * 40] * 22})[:1024])
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    return ["nginx", "-c", str(conf), "-p", str(workdir)]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2)
@@ -116,6 +153,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=50)
     p.add_argument("--log-level", default="warning", choices=("warning", "info"))
+    p.add_argument("--upstream", default="aiohttp", choices=("aiohttp", "nginx"))
+    p.add_argument("--wrk-threads", type=int, default=2)
     args = p.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bffgate-workers-bench-"))
@@ -125,8 +164,7 @@ def main() -> int:
     redis = RedisServer().start()
     try:
         up_port, port, admin = free_port(), free_port(), free_port()
-        up = procs.start("upstream", [sys.executable, str(HERE / "_upstream.py"),
-                                      str(up_port)])
+        up = procs.start("upstream", upstream_argv(args.upstream, up_port, workdir))
         up.wait_ready(port_open(up_port))
         cfg = config(port, admin, redis.url, up_port, args.log_level)
         cfg_path = workdir / "bffgate.toml"
@@ -139,6 +177,7 @@ def main() -> int:
                 runs.append(res)
                 print(f"round {r + 1} workers={n}: {res['rps']:8.0f} req/s  p99 "
                       f"{res['p99_ms']:6.1f} ms  {res['cpu_us']:5.0f} us CPU/req  "
+                      f"(others {res['other_us']:4.0f})  "
                       f"errors {res['errors']}"
                       + (f"  split {res['split']}" if res["split"] else ""), flush=True)
     finally:
@@ -151,6 +190,13 @@ def main() -> int:
     print(f"\nmedian req/s: 1 worker {med[1]:.0f} (p99 {p99[1]:.1f} ms), {args.workers} "
           f"workers {med[args.workers]:.0f} (p99 {p99[args.workers]:.1f} ms); "
           f"ratio {med[args.workers] / med[1]:.2f}x")
+    gw_us = statistics.median(x["cpu_us"] for x in runs)
+    other_us = statistics.median(x["other_us"] for x in runs)
+    cores = os.cpu_count() or 1
+    print(f"gateway CPU {gw_us:.0f} us/req, everything else {other_us:.0f} us/req: on "
+          f"{cores} cores the most {args.workers} workers can give over 1 is about "
+          f"{min(args.workers, cores) * gw_us / (gw_us + other_us):.2f}x "
+          "(the others' CPU comes out of the same cores)")
     return 0
 
 
