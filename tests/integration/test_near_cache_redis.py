@@ -20,16 +20,17 @@ from bffgate.session.model import LoadedSession, NewTokens, NoSession
 from bffgate.session.near_cache import MAX_AGE_SECONDS, NearCache
 from bffgate.session.service import SessionService
 from bffgate.store.redis import RedisStore, create_redis_client
-from support.redis import RedisServer
+from support.redis import RedisClusterSet, RedisServer
 
 pytestmark = pytest.mark.integration
 KEY = secrets.token_urlsafe(32)
 
 
 class Replica:
-    def __init__(self, redis_server: RedisServer, prefix: str) -> None:
-        self.store = RedisStore(create_redis_client(redis_server.url, timeout=1.0),
-                                key_prefix=prefix)
+    def __init__(self, redis_server: RedisServer | RedisClusterSet, prefix: str,
+                 *, cluster: bool = False) -> None:
+        self.store = RedisStore(create_redis_client(redis_server.url, timeout=1.0,
+                                                    cluster=cluster), key_prefix=prefix)
         self.sessions = SessionService(self.store, CookieCodec([KEY]), SystemClock(),
                                        idle_timeout=600, absolute_timeout=3600,
                                        refresh_ahead=10, near_cache=NearCache())
@@ -157,3 +158,36 @@ async def test_a_killed_subscription_is_restored_and_drops_the_cache(
     assert isinstance(on_a, LoadedSession)
     await a.sessions.destroy(on_a)
     assert await _refused_within(b, cookie, MAX_AGE_SECONDS) < 0.25
+
+
+async def test_on_redis_cluster_an_ended_session_is_refused_on_b_within_the_bound() -> None:
+    """Cluster: the rotation's PUBLISH runs inside the Lua script on the record's node,
+    the delete's on any node; Redis Cluster forwards both to subscribers on every node."""
+    cluster = RedisClusterSet().start()
+    prefix = f"ncc{secrets.token_hex(4)}:"
+    a = Replica(cluster, prefix, cluster=True)
+    b = Replica(cluster, prefix, cluster=True)
+    try:
+        await asyncio.sleep(0.3)  # both subscribed (numsub is per node on a cluster)
+        cookie = await _login(a)
+        on_b = await b.sessions.from_cookie(cookie)
+        assert isinstance(on_b, LoadedSession)
+        current = await a.sessions.load(on_b.handle)
+        assert current is not None
+        saved = await a.sessions.replace_tokens(current, NewTokens("at-2", "rt-2", None,
+                                                                   time.time() + 300))
+        assert saved is not None
+        for _ in range(60):
+            seen = await b.sessions.from_cookie(cookie)
+            assert isinstance(seen, LoadedSession)
+            if seen.generation == saved.generation:
+                break
+            await asyncio.sleep(0.004)
+        else:
+            raise AssertionError("B did not hear of the rotation within 250 ms")
+        await a.sessions.destroy(saved)
+        assert await _refused_within(b, cookie, MAX_AGE_SECONDS) < 0.25
+    finally:
+        await a.close()
+        await b.close()
+        cluster.close()

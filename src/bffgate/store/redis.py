@@ -235,13 +235,15 @@ class RedisStore:
         async def run() -> int:
             deleted = int(await self._r.delete(self._s(key)))
             self.changes.tell(key, None)
-            pipe = self._r.pipeline(transaction=False)
-            pipe.publish(self._channel, f"{key} -")
-            if sub:
-                pipe.srem(f"{self._p}sub:{sub}", key)
-            if idp_sid:
-                pipe.srem(f"{self._p}sid:{idp_sid}", key)
-            await pipe.execute()
+            # Not in the pipeline: a Cluster pipeline can't route a keyless PUBLISH.
+            await self._r.publish(self._channel, f"{key} -")
+            if sub or idp_sid:
+                pipe = self._r.pipeline(transaction=False)
+                if sub:
+                    pipe.srem(f"{self._p}sub:{sub}", key)
+                if idp_sid:
+                    pipe.srem(f"{self._p}sid:{idp_sid}", key)
+                await pipe.execute()
             return deleted
 
         return await self._call(run) > 0
