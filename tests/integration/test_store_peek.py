@@ -101,3 +101,38 @@ async def test_redis_peek_writes_nothing(redis_store: RedisStore) -> None:
     for _ in range(5):
         await redis_store.peek_sessions(["k", "other"])
     assert await writes() == before
+
+
+async def test_peek_and_the_admin_view_on_a_redis_cluster() -> None:
+    """The records of one user live in different slots (and nodes): one non-transactional
+    pipeline still reads them all, and the inventory lists and finds them."""
+    from bffgate.clock import SystemClock
+    from bffgate.crypto.cookie_codec import CookieCodec
+    from bffgate.session.inventory import SessionInventory
+    from bffgate.session.model import NewTokens, SessionOrigin
+    from bffgate.session.service import SessionService
+    from support.redis import RedisClusterSet
+
+    cluster = RedisClusterSet().start()
+    store = RedisStore(create_redis_client(cluster.url, timeout=2.0, cluster=True),
+                       key_prefix=f"pc{secrets.token_hex(4)}:")
+    try:
+        svc = SessionService(store, CookieCodec([secrets.token_urlsafe(32)]), SystemClock(),
+                             idle_timeout=600, absolute_timeout=3600, refresh_ahead=10)
+        made = []
+        for i in range(6):
+            _, s = await svc.create(NewTokens("at", "rt", None, time.time() + 300), sub="zed",
+                                    idp_sid=None, claims={},
+                                    origin=SessionOrigin(f"10.0.0.{i}", "ua"))
+            made.append(s)
+        peeked = await store.peek_sessions([s.key for s in made] + ["missing"])
+        assert [p is not None for p in peeked] == [True] * 6 + [False]
+        inventory = SessionInventory(store, idle_timeout=600)
+        views = await inventory.of_sub("zed", time.time())
+        assert sorted(v.to_json()["client_ip"] for v in views) == [f"10.0.0.{i}"
+                                                                  for i in range(6)]
+        found = await inventory.by_id(views[3].id, time.time())
+        assert found is not None and found.key == views[3].key
+    finally:
+        await store.close()
+        cluster.close()
