@@ -60,3 +60,22 @@ async def test_list_then_revoke_by_id_and_by_sub(h: Harness) -> None:
         assert (await two.get("/api/x", headers={"X-CSRF": "1"})).status_code == 401
         assert (await admin(h, "GET", "/admin/sessions", params={"sub": "kim"})).json() == {
             "sessions": []}
+
+
+async def test_a_refresh_is_listed(h: Harness) -> None:
+    """A proxied call past the refresh point refreshes through the IdP (session/refresh.py):
+    the listing dates and counts it."""
+    from bffgate.session.inventory import rfc3339
+
+    async with client(h, "10.2.0.1", "Agent/R") as c:
+        await sign_in(h, c, "lee")
+        [before] = (await admin(h, "GET", "/admin/sessions", params={"sub": "lee"})).json()[
+            "sessions"]
+        assert before["refresh_count"] == 0 and before["refreshed_at"] is None
+        h.clock.advance(270)  # past the refresh point (AT_TTL 300 - refresh_ahead 60, jitter)
+        assert (await c.get("/api/x", headers={"X-CSRF": "1"})).status_code == 200
+        [after] = (await admin(h, "GET", "/admin/sessions", params={"sub": "lee"})).json()[
+            "sessions"]
+    assert after["refresh_count"] == 1
+    assert after["refreshed_at"] == rfc3339(h.clock.now())
+    assert after["id"] == before["id"] and after["client_ip"] == "10.2.0.1"
