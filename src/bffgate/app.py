@@ -235,4 +235,5 @@ class Gateway:
         self.upstreams.clear()
         await self.idp_http.aclose()
         await self.store.close()
+        await self.tracing.flush()  # a forked worker exits without atexit: send the last spans
         logs.remove_redaction_hook(self._count_redactions)

@@ -85,3 +85,8 @@ def provider(environ: Mapping[str, str]) -> TracerProvider:
 
 def tracer(environ: Mapping[str, str]) -> trace.Tracer:
     return provider(environ).get_tracer("bffgate", __version__)
+
+
+def flush(timeout_millis: int) -> None:
+    if _provider is not None:
+        _provider.force_flush(timeout_millis)

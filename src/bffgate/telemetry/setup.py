@@ -11,6 +11,7 @@ naming the variable.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -52,6 +53,15 @@ class Tracing:
     @property
     def enabled(self) -> bool:
         return self._tracer is not None
+
+    async def flush(self) -> None:
+        """Export what is still batched (at most 2 s); the interpreter's exit does it too,
+        but a forked worker (server.workers) leaves with os._exit."""
+        if self._tracer is None:
+            return
+        from bffgate.telemetry import sdk
+
+        await asyncio.to_thread(sdk.flush, 2000)
 
     def edge(self, app: T, route_of: Callable[[str], str | None]) -> T:
         """The public app inside a SERVER span per request."""
