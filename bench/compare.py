@@ -703,6 +703,9 @@ def main() -> int:
     ap.add_argument("--token-ttl", type=int, default=3600,
                     help="the IdP's access/ID token lifetime (no refresh in a timed run)")
     ap.add_argument("--json", help="also write every run and the medians here")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run the bench and every process it starts at this niceness (root "
+                         "may give a negative one: priority over other work on a shared box)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     ap.add_argument("--list", action="store_true", help="list the rows and exit")
     args = ap.parse_args()
@@ -732,6 +735,8 @@ def main() -> int:
             print(f"compare: {tool} not found on PATH", file=sys.stderr)
             return 2
 
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child
     print(versions(src_desc))
     print(f"load: wrk -t{args.threads} -c{args.connections}, {args.warmup:g} s warm-up + "
           f"{args.duration:g} s timed per row, {args.rounds} interleaved rounds, "
