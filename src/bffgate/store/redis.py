@@ -32,10 +32,10 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from bffgate.errors import StoreUnavailable
-from bffgate.store.base import PeekedSession, SessionChanges, StoredSession
+from bffgate.store.base import SessionChanges, StoredSession
 from bffgate.store.redis_changes import follow_changes
 from bffgate.store.redis_lock import RedisLock
-from bffgate.store.redis_peek import peek_records
+from bffgate.store.redis_peek import RedisPeek
 
 T = TypeVar("T")
 
@@ -106,7 +106,7 @@ def _plain(value: Any) -> str:
     return str(value.get()) if hasattr(value, "get") else str(value)
 
 
-class RedisStore:
+class RedisStore(RedisPeek):
     """SessionStore on Redis; every RedisError becomes StoreUnavailable."""
 
     def __init__(self, client: Any, key_prefix: str = "bffgate:",
@@ -297,6 +297,3 @@ class RedisStore:
             await self._r.aclose()
         except (RedisError, OSError):
             return
-
-    async def peek_sessions(self, keys: list[str]) -> list[PeekedSession | None]:
-        return await self._call(lambda: peek_records(self._r, [self._s(k) for k in keys]))

@@ -1,12 +1,29 @@
 """Reading session records for the admin API without touching them: one non-transactional
 pipeline of GET + PTTL per key (one round trip, Cluster-safe: the keys live in different
-slots). No write, so no idle TTL slides and nothing is published."""
+slots). No write, so no idle TTL slides and nothing is published. ``RedisPeek`` gives
+RedisStore its ``peek_sessions`` (a mixin: redis.py stays under the size limit)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from bffgate.store.base import PeekedSession
+
+T = TypeVar("T")
+
+
+class _Store(Protocol):
+    _r: Any
+
+    def _s(self, key: str) -> str: ...
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+
+class RedisPeek:
+    async def peek_sessions(self: _Store, keys: list[str]) -> list[PeekedSession | None]:
+        return await self._call(lambda: peek_records(self._r, [self._s(k) for k in keys]))
 
 
 async def peek_records(client: Any, names: list[str]) -> list[PeekedSession | None]:
