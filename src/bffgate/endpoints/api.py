@@ -15,6 +15,7 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -65,6 +66,27 @@ class ProxyDeps:
     metrics: Metrics
     max_body_size: int  # server.max_body_size
     public_origin: str  # server.public_url's origin: X-Forwarded-Proto/-Host upstream
+
+    @functools.cached_property
+    def _meters(self) -> dict[tuple[str, str], Any]:
+        return {}
+
+    def counted(self, route: str, status_class: str) -> Any:
+        """The proxy_requests child of (route, status class), looked up once: prometheus-
+        client's labels() validates and takes a lock on every call."""
+        key = (route, status_class)
+        child = self._meters.get(key)
+        if child is None:
+            child = self._meters[key] = self.metrics.proxy_requests.labels(route, status_class)
+        return child
+
+    def timed(self, route: str) -> Any:
+        """The proxy_latency child of ``route``, looked up once."""
+        key = (route, "")
+        child = self._meters.get(key)
+        if child is None:
+            child = self._meters[key] = self.metrics.proxy_latency.labels(route)
+        return child
 
     @functools.cached_property
     def forwarded(self) -> tuple[str, str]:
@@ -118,8 +140,8 @@ async def proxy(info: RequestInfo, scope: Scope, receive: Receive, send: Send,
             elapsed = time.perf_counter() - started
             status = outcome.status or 500
             label = _CLIENT_CLOSED if status == ClientAborted.status else f"{status // 100}xx"
-            deps.metrics.proxy_requests.labels(outcome.route.prefix, label).inc()
-            deps.metrics.proxy_latency.labels(outcome.route.prefix).observe(elapsed)
+            deps.counted(outcome.route.prefix, label).inc()
+            deps.timed(outcome.route.prefix).observe(elapsed)
 
 
 async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
