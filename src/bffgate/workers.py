@@ -173,7 +173,7 @@ class _Supervisor:
             if sig != signal.SIGCHLD:
                 self._stop(f"signal {signal.Signals(sig).name}", sig)
         self._reap()
-        if not self.state.started and self.workers and all(
+        if not (self.state.started or self.state.stopping) and self.workers and all(
                 w.ready for w in self.workers.values()):
             self.state.started = True
             self.on_started(sorted(self.workers))
