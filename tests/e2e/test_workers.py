@@ -186,11 +186,13 @@ async def test_sigterm_drains_in_flight_requests_of_both_workers(start_gateway) 
     [mdir] = {p.parent for p in Path(tempfile.gettempdir()).glob(
         f"bffgate-metrics-*/counter_{pids[0]}.db")}
     assert mdir.is_dir()
-    inflight = asyncio.create_task(_calls(gw, "", 24, "/public/slow?s=3&n="))
-    open_now = await asyncio.to_thread(wait_for, lambda: (
-        (now := served(gw, "connections")) and all(now.get(p, 0) > 0 for p in pids)
-        and now), 2.5, "slow calls open on both workers")
-    assert sum(open_now.values()) == 24
+    inflight = asyncio.create_task(_calls(gw, "", 24, "/public/slow?s=5&n="))
+
+    def open_on_both() -> dict[int, float] | None:
+        now = served(gw, "connections")
+        return now if sum(now.values()) == 24 and all(now.get(p) for p in pids) else None
+
+    await asyncio.to_thread(wait_for, open_on_both, 4, "24 slow calls open on both workers")
     proc = gw.proc
     assert proc is not None
     proc.send_signal(signal.SIGTERM)
