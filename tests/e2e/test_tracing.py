@@ -339,3 +339,32 @@ async def test_no_secret_in_any_exported_span(traced: GatewayProcess, receiver: 
             "session_cookie", "client_secret"} <= kinds
     leaks = sorted({kind for value, kind in SECRETS.items() if value in blob})
     assert leaks == []
+
+
+@pytest.mark.parametrize("workers", [pytest.param(1, id="one-process"),
+                                     pytest.param(2, id="two-workers")])
+async def test_spans_still_batched_at_shutdown_are_sent(
+        workers: int, op: OidcProviderProcess, redis_server: RedisServer,
+        upstream: EchoUpstream) -> None:
+    """A batch that would leave only in a minute is sent when the gateway stops: at exit in
+    one process, by Gateway.stop() in a forked worker (which leaves without atexit)."""
+    receiver = OtlpReceiver().start()
+    port, admin = free_port(), free_port()
+    config = _config((port, admin), op, redis_server, upstream, True)
+    config["server"]["workers"] = workers
+    # the IdP knows only the module's two redirect URIs: this gateway serves no login
+    config["routes"] = [{"prefix": "/public", "upstream": upstream.url, "token": "none"}]
+    gw = GatewayProcess(config, env={**_otel_env(receiver, "bffgate-stop"),
+                                     "OTEL_BSP_SCHEDULE_DELAY": "60000"}).start()
+    try:
+        async with httpx.AsyncClient(base_url=gw.url, trust_env=False, timeout=10) as http:
+            ids = [(await http.get(f"/public/stop/{i}")).headers["x-request-id"]
+                   for i in range(4)]
+        await asyncio.sleep(0.5)
+        assert receiver.raw == []  # still batched
+        assert gw.terminate() == 0
+        exported = {s["attributes"].get("bffgate.request_id") for s in receiver.snapshot()}
+        assert set(ids) <= exported
+    finally:
+        gw.kill()
+        receiver.stop()
