@@ -16,7 +16,7 @@ SESSION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id", "sub", "created_at", "last_seen_at", "expires_at", "idle_expires_at",
-                 "refreshed_at", "refresh_count", "client_ip", "user_agent", "idp_sid"],
+                 "refreshed_at", "refresh_count", "client_ip", "user_agent", "idp_sid", "audit_session"],
     "properties": {
         "id": {"type": "string", "description": "Admin handle of the session: random per "
                "session, with the sub base64url-encoded after the dot. Never the cookie, the "
@@ -42,6 +42,9 @@ SESSION_SCHEMA: dict[str, Any] = {
         "idp_sid": {"type": ["string", "null"], "pattern": "^[0-9a-f]{16}$", "description":
                     "16 hex characters of SHA-256 of the IdP session id (sid claim); "
                     "sessions of one IdP session share it."},
+        "audit_session": {"type": "string", "pattern": "^[0-9a-f]{16}$", "description":
+                          "The value of the audit log's session field in this session's "
+                          "events (login, refresh, proxied requests, its end)."},
     },
 }
 _PROBLEM_REF = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -63,7 +63,8 @@ def rfc3339(ts: float | None) -> str | None:
 @dataclass(frozen=True)
 class SessionView:
     """One session as an administrator sees it. ``key`` (the store key) is for ending it
-    and is never shown."""
+    and is never shown whole: its first 16 hex characters are the audit log's ``session``
+    label, a one-way label that names no key anyone can use."""
 
     key: str
     facts: RecordFacts
@@ -86,6 +87,8 @@ class SessionView:
             "client_ip": origin.client_ip if origin else None,
             "user_agent": origin.user_agent if origin else None,
             "idp_sid": hashed_sid(f.idp_sid),
+            # the audit log's ``session`` field of this session's events (ending.py)
+            "audit_session": self.key[:16],
         }
 
 

@@ -72,10 +72,12 @@ async def test_two_sessions_listed_oldest_first_with_their_origin(env: _Env) -> 
     assert docs[0]["refreshed_at"] is None and docs[0]["refresh_count"] == 0
     assert set(docs[0]) == {"id", "sub", "created_at", "last_seen_at", "expires_at",
                             "idle_expires_at", "refreshed_at", "refresh_count", "client_ip",
-                            "user_agent", "idp_sid"}
+                            "user_agent", "idp_sid", "audit_session"}
     assert docs[0]["id"] != docs[1]["id"]
+    # the link to the audit log: its events carry session = the key's first 16 hex digits
+    assert [d["audit_session"] for d in docs] == [a.handle.short, b.handle.short]
     text = json.dumps(docs)
-    for secret in (cookie_a, cookie_b, a.key, b.key, a.key[:16], "SECRET",
+    for secret in (cookie_a, cookie_b, a.key, b.key, "SECRET",
                    a.handle.session_id.hex(), a.handle.secret.hex()):
         assert secret not in text
 
