@@ -14,6 +14,7 @@ pooled connection is reused only after a request sent whole and a response read 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -132,6 +133,12 @@ class _AiohttpResponse:
             self._resp.close()
 
 
+@functools.lru_cache(maxsize=256)  # one per route's Timeouts, not one per request
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=timeouts.connect,
+                                 sock_connect=timeouts.connect, sock_read=timeouts.response)
+
+
 class AiohttpUpstream:
     """One pooled aiohttp session per upstream origin, created at startup."""
 
@@ -157,9 +164,7 @@ class AiohttpUpstream:
         try:
             resp = await self._session.request(
                 method, target, headers=hdrs, data=outgoing.chunks(), allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeouts.connect,
-                                              sock_connect=timeouts.connect,
-                                              sock_read=timeouts.response),
+                timeout=_client_timeout(timeouts),
                 compress=None, chunked=None,
             )
         except GatewayError:
