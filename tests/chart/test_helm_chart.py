@@ -37,6 +37,7 @@ from bffgate.config import (
     SessionSettings,
     load_settings,
 )
+from bffgate.config.model import TelemetrySettings
 from bffgate.metrics import Metrics
 
 pytestmark = pytest.mark.chart
@@ -511,6 +512,7 @@ def test_schema_offers_only_keys_the_gateway_knows() -> None:
         "cookie": CookieSettings,
         "redis": RedisSettings,
         "log": LogSettings,
+        "telemetry": TelemetrySettings,
     }
     known: set[str] = set()
     for name, cls in sections.items():

@@ -141,6 +141,8 @@ Null values are left out, so the gateway's own default applies.
 {{ include "bffgate.tomlTable" (list "redis" $redis dict) }}
 
 {{ include "bffgate.tomlTable" (list "log" .Values.log dict) }}
+
+{{ include "bffgate.tomlTable" (list "telemetry" (.Values.telemetry | default dict) dict) }}
 {{- range .Values.routes }}
 
 [[routes]]
