@@ -321,8 +321,9 @@ def report_peer(args: argparse.Namespace, peer: Peer) -> bool:
             notes.append("baseline saw a grant (timing)")
         ok = ok and good
         verdict = ("ok" if good else "FAIL") + (" (" + ", ".join(notes) + ")" if notes else "")
+        grant_at = ms(win.grant_after) if s.grants_ok else "-"
         print(f"{win.index:>6} {s.grants:>6} {s.grants_failed:>6} {s.failures:>5} "
-              f"{len(s.tokens):>6} {ms(win.grant_after):>8} "
+              f"{len(s.tokens):>6} {grant_at:>8} "
               f"{ms(pct(s.latencies, 50)):>9} {ms(pct(s.latencies, 99)):>9} "
               f"{ms(pct(b.latencies, 50)):>9} {ms(pct(b.latencies, 99)):>9} "
               f"{b.failures:>9} {'yes' if win.lost else 'no':>5}  {verdict}")

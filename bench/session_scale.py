@@ -96,15 +96,19 @@ async def _template(redis_port: int) -> None:
         "routes": [{"prefix": "/api", "upstream": "http://127.0.0.1:9", "token": "user"}],
     })
     gw = Gateway(settings)
-    await gw.start(warm_idp=False)
+    await asyncio.wait_for(gw.start(warm_idp=False), 30)
     try:
         claims = {"sub": TEMPLATE_SUB, "name": "Some User", "email": "some.user@example.com",
                   "email_verified": True, "iss": "https://idp.example.com"}
-        await gw.sessions.create(
+        await asyncio.wait_for(gw.sessions.create(
             NewTokens(_jwt(1000), secrets.token_urlsafe(48), _jwt(1000), time.time() + 3600),
-            sub=TEMPLATE_SUB, idp_sid=TEMPLATE_SID, claims=claims)
+            sub=TEMPLATE_SUB, idp_sid=TEMPLATE_SID, claims=claims), 30)
     finally:
-        await gw.stop()
+        try:
+            await asyncio.wait_for(gw.stop(), 30)
+        except TimeoutError:
+            # seen once (working tree mid-edit): report it rather than hang the bench
+            log("WARNING: Gateway.stop() did not return within 30 s")
 
 
 def _resp(*parts: bytes) -> bytes:
@@ -183,15 +187,29 @@ def fill(redis_port: int, n: int) -> None:
         return b"".join(out)
 
     # The substitutes have the lengths of the originals, so every RESP length prefix stays
-    # right and a clone is the template's command blob with three byte strings replaced.
+    # right and a clone is the template's command blob with three byte strings replaced:
+    # cut the blob once at every occurrence, then join the pieces with each clone's values.
     blob = commands(record_hash, sub, sid)
+    marks = sorted((m.start(), m.group()) for m in re.finditer(
+        b"|".join(re.escape(x) for x in (record_hash, sub, sid)), blob))
+    pieces, kinds, at = [], [], 0
+    for start, token in marks:
+        pieces.append(blob[at:start])
+        kinds.append(0 if token == record_hash else 1 if token == sub else 2)
+        at = start + len(token)
+    tail = blob[at:]
 
     def clone_commands(i: int) -> bytes:
         digest = hashlib.sha256(b"clone-%d" % i)
         h = (digest.hexdigest().encode() if hex_hash
              else base64.urlsafe_b64encode(digest.digest()).rstrip(b"="))[:len(record_hash)]
-        return (blob.replace(record_hash, h).replace(sub, b"bench-u%08d" % i)
-                .replace(sid, b"bench-s%08d" % i))
+        values = (h, b"bench-u%08d" % i, b"bench-s%08d" % i)
+        out = []
+        for piece, kind in zip(pieces, kinds, strict=True):
+            out.append(piece)
+            out.append(values[kind])
+        out.append(tail)
+        return b"".join(out)
 
     cli = shutil.which("redis-cli")
     if cli is None:
