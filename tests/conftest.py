@@ -3,6 +3,9 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+# Every audit event of the run is validated against the shipped schema (support/audit_check.py).
+pytest_plugins = ["support.audit_check"]
+
 
 def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
     """Suite-wide invariant: no secret the tests saw appears in any gateway log line or in

@@ -57,6 +57,8 @@ def emit(event: AuditEvent, *, level: str = "info", **fields: Any) -> None:
     if not FIELDS.issuperset(fields):
         msg = f"unknown audit field(s) {sorted(set(fields) - FIELDS)} for {event}"
         raise ValueError(msg)
+    if not logs.enabled(level):  # below the configured level: nothing to build
+        return
     line = {k: v for k, v in fields.items() if v is not None}
     line["event"], line["audit"] = event.value, True
     logs.write(level, line)

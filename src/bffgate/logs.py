@@ -174,6 +174,11 @@ def get_logger(name: str = "bffgate") -> Any:
     return logger
 
 
+def enabled(level: str) -> bool:
+    """Would a line at ``level`` be written? (Always, before configure_logging.)"""
+    return not _configured or _METHOD_LEVELS[level] >= _min_level
+
+
 def write(level: str, event_dict: dict[str, Any]) -> None:
     """One line through the pre-built chain, as a bound logger's ``level`` method would
     write it, minus its keyword re-packing (the audit path). ``event_dict`` is consumed."""

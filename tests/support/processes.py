@@ -16,6 +16,9 @@ from typing import IO, Any
 import httpx
 
 Probe = Callable[[], bool]
+# Every file a child's output went to in this run (support.audit_check validates the
+# audit lines in them).
+CHILD_LOGS: list[Path] = []
 
 
 class ChildProcess:
@@ -34,6 +37,8 @@ class ChildProcess:
 
     def start(self) -> ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        CHILD_LOGS.extend(p for p in (self.log_path, self.stderr_path)
+                          if p is not None and p not in CHILD_LOGS)
         with contextlib.ExitStack() as files:
             log = files.enter_context(self.log_path.open("ab"))
             stderr: IO[bytes] | int = subprocess.STDOUT
