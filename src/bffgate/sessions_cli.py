@@ -104,7 +104,8 @@ def cmd_sessions(args: argparse.Namespace, load: Callable[[str | None], Settings
     from bffgate.doctor import store_failure
     from bffgate.logs import configure_logging
 
-    configure_logging(settings.log.level, settings.log.format, stream=sys.stderr)
+    configure_logging(settings.log.level, settings.log.format, stream=sys.stderr,
+                      audit_format=settings.log.audit_format)
     try:
         return asyncio.run(_run(settings, args))
     except GatewayError as exc:
