@@ -200,11 +200,11 @@ async def fire(n: int, peer: Peer, idp_url: str, tag: str) -> Batch:
                     if status == 200:
                         tokens.add(json.loads(body)["auth_sha256"])
                     else:
-                        key = f"{status} {body[:100]!r}"
+                        key = f"{status} from :{port} {body[:100]!r}"
                         errors[key] = errors.get(key, 0) + 1
             except Exception as exc:  # every client error is a failure
                 status = 0
-                key = f"client error {type(exc).__name__}: {exc}"[:160]
+                key = f"client error (:{port}) {type(exc).__name__}: {exc}"[:160]
                 errors[key] = errors.get(key, 0) + 1
             latencies.append(time.perf_counter() - t)
             statuses.append(status)
