@@ -5,8 +5,10 @@ Pass criteria, per input: no 5xx from the gateway (the upstream never errors, so
 excused), the gateway process never dies, no hang beyond the configured timeouts, the
 upstream never sees a path outside its route's prefix (in any decoding) nor a request the
 client got no upstream answer for (a smuggled or 4xx-answered request), and no secret (the
-session's tokens, the client secret, the cookie key) in any response. Inputs the issue
-requires to be refused must get a 4xx and never reach the upstream.
+session's tokens, the client secret, the cookie key, the admin token; on the admin listener
+the session cookie too) in any response. Inputs the issue requires to be refused (on the
+admin listener: every path but /healthz without the exact bearer) must get a 4xx and never
+reach the upstream. Family ``admin`` goes to the admin listener.
 
     python3 -m tests.fuzz.rawfuzz --inputs 100000 --seed 7      # from the checkout root
 """
@@ -103,6 +105,9 @@ class Run:
             b64 = base64.urlsafe_b64encode(secret.encode()).rstrip(b"=")
             if secret.encode() in out.raw or (len(b64) > 16 and b64 in out.raw):
                 add(Violation("leak", case.case_id, f"{kind} in the response"))
+        if case.admin and self.stack.session_cookie and \
+                self.stack.session_cookie.encode() in out.raw:  # the admin API shows none
+            add(Violation("leak", case.case_id, "the session cookie in an admin answer"))
         if self.stack.gateway.proc is None or self.stack.gateway.proc.poll() is not None:
             add(Violation("crash", case.case_id, "the gateway process exited"))
 
@@ -205,11 +210,13 @@ class Run:
                 index = next_index
                 next_index += 1
                 gen.ctx.session_cookie = self.stack.session_cookie
+                gen.ctx.sub, gen.ctx.admin_id = self.stack.sub, self.stack.admin_id
                 case = gen.case(family, index)
                 self.running.add(case.case_id)
                 t0 = time.monotonic()
+                port = self.stack.gateway.admin_port if case.admin else self.stack.gateway.port
                 try:
-                    out = await exchange(case, self.stack.gateway.port,
+                    out = await exchange(case, port,
                                          WAIT_LIMIT if case.may_wait else HANG_LIMIT,
                                          self.upstream_count)
                 except (OSError, TimeoutError) as exc:

@@ -39,6 +39,10 @@ class Context:
     host: str
     session_cookie: str = ""
     cookie_name: str = "__Host-bffgate"
+    admin_host: str = ""  # the admin listener (family "admin")
+    admin_token: str = ""
+    sub: str = ""  # the live session's user and its admin id: only ever read, never revoked
+    admin_id: str = ""
 
     @property
     def login_cookie_name(self) -> str:
@@ -60,6 +64,7 @@ class Case:
     abort_after: int | None = None  # the client resets the connection after this many bytes
     upstream_path: str | None = None  # if forwarded, exactly this path (byte for byte)
     body_sha: dict[str, str] = field(default_factory=dict)  # request id tag -> body sha256
+    admin: bool = False  # sent to the admin listener
     note: str = ""
 
     @property
@@ -491,6 +496,89 @@ class Gen:
         return Case(cid, "aborts", [data], [method], may_wait=cut,
                     abort_after=rng.choice([0, 1, 200, 5000, 100000]))
 
+    def admin(self, rng: random.Random, cid: str) -> Case:
+        """The admin listener's sessions API (and /metrics, /healthz, OpenAPI), with the
+        bearer, without, or nearly: {id} and {sub} segments and ?sub= encoded, doubled,
+        empty, huge, raw high bytes, dot segments, slashes; odd path spellings; a third with
+        byte edits. Without the exact bearer every path but /healthz is refused (4xx). The
+        live session's sub and id are only ever read (GET): a DELETE names lookalikes only,
+        so the session outlives the run (the test checks it)."""
+        ctx = self.ctx
+        method = rng.choice(["GET"] * 4 + ["DELETE"] * 3 + ["HEAD", "POST", "PUT", "OPTIONS",
+                                                            "get", "FOO"])
+        reads = method in ("GET", "HEAD")
+        lookalikes = [quote(ctx.sub + "\x00"), ctx.sub.upper(), quote(ctx.sub + " "),
+                      quote(ctx.sub + "/", safe=""), ctx.sub + ".", ctx.sub[:-1],
+                      ctx.sub + ctx.sub[-1:], "%2e%2e" + ctx.sub, ctx.sub + ";"]
+        named = [quote(ctx.sub, safe=""), ctx.sub, quote(ctx.admin_id, safe=""), ctx.admin_id,
+                 quote(quote(ctx.sub, safe=""), safe="")] if reads else []
+        handle, _, enc = ctx.admin_id.partition(".")
+        pool = [*named, *lookalikes, *DOT_TRICKS, f"{handle}.{enc}=", f"{handle}.", handle,
+                f"{handle}.{enc[:-1]}", f"x.{enc}", "", "a" * rng.choice([300, 5000, 70000]),
+                "%ff%fe", "%c0%ae", "%", "%zz", "%2525", "a%2Fb", "bob", "+"]
+
+        def seg() -> str:
+            if rng.random() < 0.1:  # raw high bytes, as latin-1 text
+                return "".join(chr(rng.randrange(0x80, 0x100)) for _ in range(rng.randint(1, 9)))
+            return rng.choice(pool)
+
+        shape = rng.randrange(9)
+        if shape == 0:
+            target = "/admin/sessions"
+            subs = [seg() for _ in range(rng.choice([0, 1, 1, 1, 2]))]
+            if subs or rng.random() < 0.5:
+                target += "?" + "&".join(rng.choice(["sub=", "sub=", "SUB=", "sub", "key="])
+                                         + s for s in subs)
+        elif shape in (1, 2):
+            target = "/admin/sessions/" + seg()
+        elif shape in (3, 4):
+            target = "/admin/users/" + seg() + rng.choice(["/sessions", "/sessions",
+                                                           "/sessions/", "", "/x"])
+        else:
+            target = rng.choice(["/admin/openapi.json", "/metrics", "/healthz", "/admin",
+                                 "/admin/", "/admin/users", "/nothing", "/admin/sessions/x/.."])
+        if rng.random() < 0.2:
+            old, new = rng.choice([("/admin/", "/%61dmin/"), ("/admin/", "//admin/"),
+                                   ("/admin/", "/admin//"), ("/admin/", "/admin/./"),
+                                   ("/admin/", "/ADMIN/"), ("sessions", "session%73"),
+                                   ("/admin/", "/x/../admin/")])
+            target = target.replace(old, new, 1)
+        good = f"Bearer {ctx.admin_token}".encode()
+        auth = rng.choice([[good]] * 14 + [
+            [], [], [b"Bearer nope"], [good.lower()], [good + b" "], [good[:-1]], [good + b"x"],
+            [b"Bearer"], [ctx.admin_token.encode()], [b"Basic " + ctx.admin_token.encode()],
+            [b"Bearer nope", good], [good, b"Bearer nope"], [b"Bearer " + b"x" * 9000]])
+        h: Headers = [(b"Host", ctx.admin_host.encode()), (b"X-Fuzz-Case", cid.encode())]
+        h += [(b"Authorization", a) for a in auth]
+        if rng.random() < 0.2:  # a browser's cookie on the admin listener is nothing to it
+            h.append((b"Cookie", f"{ctx.cookie_name}={ctx.session_cookie}".encode()))
+        raw_bytes = any(ord(c) > 0x7E for c in target)
+        data = request(method, target.encode("latin-1"), h)
+        # Edits never touch a DELETE near the live sub (one edit could make it the sub).
+        if rng.random() < 0.3 and (reads or ctx.sub[:3].lower() not in target.lower()):
+            return Case(cid, "admin", [self._edited(rng, data)], [method.upper()[:20]],
+                        may_wait=True, admin=True)
+        bare = target.split("?")[0]
+        refused = good not in auth[:1] and bare != "/healthz"
+        return Case(cid, "admin", [data], [method if method.isupper() else "GET"],
+                    must_reject=refused, problem=not raw_bytes, must_answer=True, admin=True)
+
+    def _edited(self, rng: random.Random, data: bytes) -> bytes:
+        """A few random byte edits (as the mutate family makes)."""
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            if not out:
+                break
+            i = rng.randrange(len(out))
+            op = rng.randrange(3)
+            if op == 0:
+                out[i] = rng.randrange(256)
+            elif op == 1:
+                out[i:i] = rng.choice([b"\r", b"\n", b"\r\n", b"\x00", b" ", b"%", b"/", b"?"])
+            else:
+                del out[i:i + rng.randint(1, 8)]
+        return bytes(out)
+
     def case(self, family: str, index: int) -> Case:
         rng = random.Random(f"{self.seed}:{family}:{index}")
         if family == "mixed":
@@ -502,5 +590,5 @@ class Gen:
 MIXED_WEIGHTS = {"paths": 20, "paths_matrix": 4, "methods": 8, "methods_refused": 3,
                  "headers": 16, "duplicates": 4, "framing": 6, "upgrade": 3, "pipelining": 10,
                  "pipelining_garbage": 3, "cookies": 12, "bodies": 11, "request_lines": 5,
-                 "mutate": 15, "bff": 8, "aborts": 4}
+                 "mutate": 15, "bff": 8, "aborts": 4, "admin": 6}
 FAMILY_NAMES = list(MIXED_WEIGHTS)

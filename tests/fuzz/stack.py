@@ -23,7 +23,7 @@ from support.e2e import (
     login,
     read_session_tokens,
 )
-from support.gateway import GatewayProcess, gateway_config, new_ports
+from support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_config, new_ports
 from support.idp import OidcProviderProcess
 from support.redis import RedisServer
 from support.upstream import EchoUpstream
@@ -89,6 +89,8 @@ class Stack:
     gateway: GatewayProcess
     secrets: dict[str, str] = field(default_factory=dict)
     session_cookie: str = ""
+    sub: str = ""  # the session's user, and its id in the admin API
+    admin_id: str = ""
 
     @classmethod
     def start(cls, **server: Any) -> Stack:
@@ -120,7 +122,8 @@ class Stack:
             redis.close()
             raise
         stack = cls(redis, idp, upstream, gateway)
-        stack.secrets = {CLIENT_SECRET: "client_secret", COOKIE_KEY: "cookie_key"}
+        stack.secrets = {CLIENT_SECRET: "client_secret", COOKIE_KEY: "cookie_key",
+                         ADMIN_TOKEN: "admin_token"}
         asyncio.run(stack.login())
         return stack
 
@@ -134,7 +137,15 @@ class Stack:
             self.session_cookie = browser.cookie("__Host-bffgate") or ""
         finally:
             await browser.aclose()
-        tokens = read_session_tokens(self.redis.url, self.session_cookie)["tokens"]
+        session = read_session_tokens(self.redis.url, self.session_cookie)
+        tokens = session["tokens"]
+        self.sub = str(session["record"]["sub"])
+        async with httpx.AsyncClient(trust_env=False, timeout=10) as admin:
+            listed = await admin.get(self.gateway.admin_url + "/admin/sessions",
+                                     params={"sub": self.sub},
+                                     headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        listed.raise_for_status()
+        self.admin_id = listed.json()["sessions"][-1]["id"]
         for kind, key in (("access_token", "at"), ("refresh_token", "rt"), ("id_token", "it")):
             value = tokens.get(key)
             if value:
@@ -151,7 +162,9 @@ class Stack:
     @property
     def context(self) -> Context:
         return Context(host=f"localhost:{self.gateway.port}",
-                       session_cookie=self.session_cookie)
+                       session_cookie=self.session_cookie,
+                       admin_host=f"127.0.0.1:{self.gateway.admin_port}",
+                       admin_token=ADMIN_TOKEN, sub=self.sub, admin_id=self.admin_id)
 
 
 def logged_errors(stack: Stack) -> list[dict[str, Any]]:
