@@ -168,12 +168,14 @@ class Gateway:
             "/bff/backchannel": Page(("POST",), functools.partial(backchannel, deps=BackchannelDeps(
                 self.oidc, self.store, s.oidc.issuer))),
         })
+        proxies = TrustedProxies(s.server.trusted_proxies)
         proxy_deps = ProxyDeps(self.routes, self.upstreams, csrf, session_cookie,
-                               self.route_tokens, m, s.server.max_body_size, s.public_origin)
+                               self.route_tokens, m, s.server.max_body_size, s.public_origin,
+                               proxies.trusts)
         dispatch = ByPrefix("/bff", bff, functools.partial(proxy, deps=proxy_deps))
         admission = Admission(dispatch, self.routes, (cookies.name, cookies.login_name))
         http = RequestContext(ProblemBoundary(admission, clear_cookie=cookies.clear_session()),
-                              TrustedProxies(s.server.trusted_proxies))
+                              proxies)
         ws_prefixes = frozenset(r.prefix.rstrip("/") or "/" for r in s.routes if r.websocket)
         if not ws_prefixes:
             return http
@@ -183,7 +185,7 @@ class Gateway:
         return WebSocketGate(http, WebSocketDeps(
             self.routes, ws_prefixes, session_cookie, self.route_tokens, self.sockets, m,
             s.public_origin, clear_cookie=cookies.clear_session(),
-            proxies=TrustedProxies(s.server.trusted_proxies)))
+            proxies=proxies))
 
     def _session_limit(self) -> SessionLimit | None:
         limit = self.settings.session.max_per_user

@@ -295,11 +295,17 @@ async def test_tracing_off_exports_nothing_and_never_imports_opentelemetry(
         r = await browser.api("GET", "/api/untraced", headers={"traceparent": BROWSER_TP,
                                                                "sec-fetch-site": "same-origin"})
         assert r.status_code == 200
+        r = await browser.api("GET", "/api/cross-site-untraced", headers={
+            "traceparent": BROWSER_TP, "sec-fetch-site": "cross-site"})
+        assert r.status_code == 200
     finally:
         await browser.aclose()
-    # as before tracing existed: the browser's trace id passes on, with a span id of ours
+    # the SPA's own trace id passes on, with a span id of ours...
     (sent,) = header_values(upstream.last_for("/api/untraced"), "traceparent")
     assert sent.startswith(f"00-{BROWSER_TRACE}-") and BROWSER_SPAN not in sent
+    # ...another site's never: the same trust rule as with tracing on (a new trace)
+    (foreign,) = header_values(upstream.last_for("/api/cross-site-untraced"), "traceparent")
+    assert BROWSER_TRACE not in foreign and BROWSER_SPAN not in foreign
     time.sleep(1.0)  # ten export intervals of the traced configuration
     assert off_receiver.raw == []
     imports = _import_tree(untraced.log())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from bffgate.proxy.headers import (
 )
 from bffgate.proxy.routes import PathNotAllowed, Route, RouteTable
 from bffgate.session.model import LoadedSession
+from bffgate.telemetry.context import is_trusted
 from bffgate.tokens.credential import authorization_headers
 from bffgate.tokens.dpop import upstream_answered
 from bffgate.tokens.modes import SessionUse, needs_csrf, session_use
@@ -66,6 +67,7 @@ class ProxyDeps:
     metrics: Metrics
     max_body_size: int  # server.max_body_size
     public_origin: str  # server.public_url's origin: X-Forwarded-Proto/-Host upstream
+    trusts: Callable[[str], bool]  # server.trusted_proxies: may this peer set the trace?
 
     @functools.cached_property
     def _meters(self) -> dict[tuple[str, str], Any]:
@@ -102,6 +104,20 @@ class _Outcome:
 
     route: Route | None = None
     status: int | None = None  # None until the response starts or the request fails
+
+
+def _trace_context(scope: Scope, headers: list[tuple[bytes, bytes]],
+                   deps: ProxyDeps) -> bytes | None:
+    """The browser's trace continued upstream only from a trusted source (a trusted proxy,
+    or the SPA itself: bffgate.telemetry.context), whether tracing is on or off; otherwise
+    the upstream gets a new trace (upstream_request_headers)."""
+    traceparent = incoming_traceparent(headers)
+    if traceparent is None:
+        return None
+    client = scope.get("client") or ("", 0)
+    trusted = is_trusted(headers, str(client[0]), trusts=deps.trusts,
+                         public_origin=deps.public_origin)
+    return traceparent if trusted else None
 
 
 async def proxy(info: RequestInfo, scope: Scope, receive: Receive, send: Send,
@@ -194,7 +210,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
     upstream_headers = upstream_request_headers(
         headers, auth_headers=authorization_headers(credential, method, url),
         client_ip=info.client_ip, proto=deps.forwarded[0], host=deps.forwarded[1],
-        request_id=info.request_id, traceparent=incoming_traceparent(headers))
+        request_id=info.request_id, traceparent=_trace_context(scope, headers, deps))
     client = deps.upstreams[route.upstream_origin]
     try:
         resp = await client.send(method, url, upstream_headers,

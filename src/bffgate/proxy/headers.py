@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 
 from bffgate.ids import hex_id
+from bffgate.telemetry.context import format_traceparent, incoming_parent, parse_traceparent
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
@@ -35,15 +36,11 @@ REQUEST_DROP = HOP_BY_HOP | frozenset({
 RESPONSE_DROP = HOP_BY_HOP | frozenset({
     b"set-cookie", b"set-cookie2", b"date", b"server", b"x-request-id",
 })
-_TRACEPARENT = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")  # fullmatch: '$' allows \n
-_ZERO_TRACE_ID, _ZERO_PARENT_ID = b"0" * 32, b"0" * 16
 _DIGITS = re.compile(rb"[0-9]{1,18}")  # fullmatch
 
 
 def _valid_traceparent(value: bytes) -> bool:
-    """W3C Trace Context 3.2: version 00, lower-case hex, trace and parent ids not all zero."""
-    return (_TRACEPARENT.fullmatch(value) is not None and value[3:35] != _ZERO_TRACE_ID
-            and value[36:52] != _ZERO_PARENT_ID)
+    return parse_traceparent(value.decode("latin-1")) is not None
 
 
 def _connection_named(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
@@ -102,11 +99,14 @@ def new_traceparent() -> bytes:
 
 
 def incoming_traceparent(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    for k, v in headers:
-        if k.lower() == b"traceparent" and _valid_traceparent(v):
-            # keep the trace id, new span id for our hop
-            return v[:36] + hex_id(8).encode() + v[52:]
-    return None
+    """The request's trace context for the upstream (W3C, parsed by the one parser,
+    bffgate.telemetry.context): its trace id and flags with a new span id for our hop; None
+    without exactly one valid ``traceparent``. Whether it may be continued at all is the
+    caller's: only from a trusted source (endpoints.api)."""
+    parent = incoming_parent(headers)
+    if parent is None:
+        return None
+    return format_traceparent(parent.trace_id, int(hex_id(8), 16), parent.flags).encode()
 
 
 def downstream_response_headers(headers: list[tuple[bytes, bytes]], *,
