@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
+from bffgate.log_context import merge_request
 from bffgate.redaction import AUDIT_EVENT_NAMES as AUDIT_EVENT_NAMES  # re-exported
 from bffgate.redaction import AUDIT_SAFE_FIELDS as AUDIT_SAFE_FIELDS
 from bffgate.redaction import REDACTED as REDACTED
@@ -127,7 +128,7 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
                       audit_format: str = "json") -> None:
     """Configure structlog for the process. Redaction runs right before rendering."""
     global _configured, _min_level
-    chain: list[Any] = [structlog.contextvars.merge_contextvars,
+    chain: list[Any] = [structlog.contextvars.merge_contextvars, merge_request,
                         structlog.processors.add_log_level, add_timestamp]
     if audit_format == "ocsf":
         from bffgate.audit_ocsf import to_ocsf

@@ -12,11 +12,12 @@ import pytest
 from bffgate import audit
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "bffgate"
-_WRITERS = {"emit", "bind_contextvars"}
+_WRITERS = {"emit", "bind_contextvars", "bind_request"}
 
 
 def written_fields(root: Path) -> set[str]:
-    """Keyword names of every ``emit(...)`` / ``bind_contextvars(...)`` call under root."""
+    """Keyword names of every ``emit(...)`` / ``bind_contextvars(...)`` / ``bind_request(...)``
+    call under root."""
     names: set[str] = set()
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):

@@ -12,13 +12,13 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import structlog
 from starlette.types import Receive, Scope, Send
 
 from bffgate.edge.client_address import TrustedProxies
 from bffgate.edge.fields import Headers, header, list_header, single_header
 from bffgate.errors import AmbiguousRequest
 from bffgate.ids import hex_id
+from bffgate.log_context import bind_request
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
@@ -57,10 +57,8 @@ def read_request(scope: Scope, proxies: TrustedProxies) -> RequestInfo:
 
 def bind_log_context(info: RequestInfo) -> None:
     """Every log line and audit event of this request carries these fields."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(
-        request_id=info.request_id, client_ip=info.client_ip, user_agent=info.user_agent,
-        method=info.method, path=info.path)
+    bind_request(request_id=info.request_id, client_ip=info.client_ip,
+                 user_agent=info.user_agent, method=info.method, path=info.path)
 
 
 class RequestContext:

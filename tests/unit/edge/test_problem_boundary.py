@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from bffgate.app import Gateway
 from bffgate.config import load_settings
+from bffgate.log_context import request_fields
 from bffgate.session.model import NewTokens
 from support.asgi_call import call
 
@@ -173,7 +173,7 @@ async def test_a_bug_is_a_500_problem_logged_with_its_request_id(
     assert body["type"].endswith("/internal-error") and "a bug" not in a.body.decode()
     failed = _events(logs, "request.failed")
     assert len(failed) == 1 and failed[0]["log_level"] == "error"
-    assert structlog.contextvars.get_contextvars()["request_id"] == body["request_id"]
+    assert request_fields()["request_id"] == body["request_id"]
 
 
 async def test_the_request_id_is_answered(gw: Gateway) -> None:
@@ -181,7 +181,7 @@ async def test_the_request_id_is_answered(gw: Gateway) -> None:
     a = await call(gw.public, "GET", "/bff/nothing")
     rid = a.problem()["request_id"]
     assert a.headers["x-request-id"] == [rid]
-    assert structlog.contextvars.get_contextvars()["request_id"] == rid
+    assert request_fields()["request_id"] == rid
 
 
 async def test_a_client_gone_from_a_bff_endpoint_is_an_abort(gw: Gateway) -> None:

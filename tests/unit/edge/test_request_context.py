@@ -5,11 +5,11 @@ the log context bound explicitly."""
 from __future__ import annotations
 
 import pytest
-import structlog
 
 from bffgate.edge.client_address import TrustedProxies
 from bffgate.edge.request_context import bind_log_context, read_request
 from bffgate.errors import AmbiguousRequest
+from bffgate.log_context import request_fields
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "fd00::/8"])
 H = list[tuple[bytes, bytes]]
@@ -62,6 +62,6 @@ def test_read_request_refuses_ambiguous_trusted_headers(headers: list[tuple[str,
     assert info.refusal.reason == reason
     assert info.client_ip == "10.0.0.1" and len(info.request_id) == 24
     bind_log_context(info)
-    bound = structlog.contextvars.get_contextvars()
+    bound = request_fields()
     assert bound["client_ip"] == "10.0.0.1"
     assert bound["request_id"] == info.request_id

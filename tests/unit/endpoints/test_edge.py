@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from bffgate.app import Gateway
 from bffgate.config import load_settings
+from bffgate.log_context import request_fields
 from support.asgi_call import call
 
 PUBLIC = "https://app.test"
@@ -226,7 +226,7 @@ async def test_xff_lines_from_trusted_proxy_combine(gw: Gateway) -> None:
                                             ("x-forwarded-for", "1.2.3.4, 10.0.0.9")],
                    peer="10.0.0.7")
     assert a.status == 200
-    assert structlog.contextvars.get_contextvars()["client_ip"] == "1.2.3.4"
+    assert request_fields()["client_ip"] == "1.2.3.4"
 
 
 # --- Finding 11: client aborts -------------------------------------------------------------
