@@ -15,8 +15,6 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from bffgate.store.base import SessionChanges
 
 _BACKOFF = (0.1, 2.0)  # first and longest wait before subscribing again
@@ -27,23 +25,31 @@ async def follow_changes(client: Any, channel: str, changes: SessionChanges,
     """Until cancelled: deliver every message of ``channel`` to ``changes``."""
     backoff = _BACKOFF[0]
     while True:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub = None
         try:
+            if hasattr(client, "initialize"):  # Cluster: the slot map first (pubsub needs it)
+                await client.initialize()
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
             await pubsub.subscribe(channel)
             changes.tell(None, None)  # subscribed: what happened before may have been missed
             backoff = _BACKOFF[0]
             async for message in pubsub.listen():
                 if message.get("type") == "message":
                     _deliver(changes, message.get("data"))
-        except (TimeoutError, RedisError, OSError):
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # whatever fails, the follower must live on
+            # Redis down, a failover, a Cluster slot map not known yet (redis-py raises
+            # KeyError there): missed changes are possible, so the listeners drop all.
             changes.tell(None, None)
             if on_error:
                 on_error()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF[1])
         finally:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await pubsub.aclose()
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
 
 def _deliver(changes: SessionChanges, data: Any) -> None:
