@@ -1,7 +1,7 @@
 """Login cost: how much of the gateway's CPU does one login take (issue #12)?
 
     python bench/login_cost.py [--logins 300] [--parallel 4] [--log-level info]
-                               [--pyspy FILE] [--src DIR] [--timeout 180]
+                               [--pyspy FILE] [--src DIR [--src DIR2]] [--rounds N]
 
 One login = ``GET /bff/login`` (302 to the IdP, login record in Redis) + the IdP's round
 (sign-in form and POST, 302 to the callback: the IdP's own work, excluded) +
@@ -21,7 +21,9 @@ loaded) is not counted.
 batch of the same size and prints where its time goes (self time by package and the top
 functions, inclusive time of bffgate's functions); the raw collapsed stacks go to FILE.
 ``--src DIR`` runs the gateway from another source tree (a ``git archive`` of the commit to
-measure), default this checkout's src/.
+measure), default this checkout's src/. Given twice (before, after), both gateways run side
+by side on the same IdP and Redis and their batches alternate (``--rounds``, default 3): CPU
+per login moves by up to 2x with the machine's other load, so compare within one run.
 """
 
 from __future__ import annotations
@@ -193,47 +195,84 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=300)
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, help="measured batches per gateway (default 1; "
+                        "3 with more than one --src)")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--pyspy", type=Path, help="profile a second batch; raw stacks here")
     parser.add_argument("--native", action="store_true",
                         help="py-spy --native: C frames too (uvloop, httptools, ...)")
-    parser.add_argument("--src", help="run the gateway from this source tree")
-    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--src", action="append",
+                        help="run the gateway from this source tree; give it twice (before, "
+                             "after) to measure both in one run, batches interleaved")
+    parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
-    env = source_env(args.src)
-    print(f"machine: {machine()}; gateway source: {describe_source(args.src)}")
+    sources: list[str | None] = args.src or [None]
+    rounds = args.rounds or (3 if len(sources) > 1 else 1)
+    envs = [source_env(src) for src in sources]
+    print(f"machine: {machine()}; gateway source(s): "
+          f"{', '.join(describe_source(src) for src in sources)}")
 
-    failed = True
+    failures = 0
     with Stack("bffgate-login-cost-", args.timeout) as stack:
         _redis, redis_port = stack.redis()
-        port, admin_port = free_port(), free_port()
+        ports = [(free_port(), free_port()) for _ in sources]
         client_id, client_secret = "login-bench", new_secret()
-        _idp, idp_url = stack.storm_idp(client_id, client_secret,
-                                        [f"http://localhost:{port}/bff/callback"], 3600)
-        config = gateway_config(port, admin_port, idp_url, client_id, client_secret,
-                                redis_port, "http://127.0.0.1:9", new_secret(),
-                                log_level=args.log_level)
-        gw = stack.gateway("gateway", config, env)
-        gw.wait_ready(http_ok(f"http://127.0.0.1:{admin_port}/healthz"), timeout=30)
-        assert gw.pid is not None
-        url = f"http://localhost:{port}"
-        log(f"redis :{redis_port}, dev IdP {idp_url}, gateway pid {gw.pid} on :{port} "
-            f"(log level {args.log_level})")
-        measure(url, gw.pid, args.warmup, args.parallel, "warm-up")
-        result = measure(url, gw.pid, args.logins, args.parallel, "measured")
+        _idp, idp_url = stack.storm_idp(
+            client_id, client_secret,
+            [f"http://localhost:{port}/bff/callback" for port, _ in ports], 3600)
+        gateways = []
+        for i, ((port, admin_port), env) in enumerate(zip(ports, envs, strict=True)):
+            config = gateway_config(port, admin_port, idp_url, client_id, client_secret,
+                                    redis_port, "http://127.0.0.1:9", new_secret(),
+                                    log_level=args.log_level)
+            gw = stack.gateway(f"gateway{i}", config, env)
+            gw.wait_ready(http_ok(f"http://127.0.0.1:{admin_port}/healthz"), timeout=30)
+            assert gw.pid is not None
+            gateways.append((gw, f"http://localhost:{port}"))
+            log(f"gateway{i} pid {gw.pid} on :{port} from {describe_source(sources[i])} "
+                f"(log level {args.log_level}); redis :{redis_port}, dev IdP {idp_url}")
+            measure(f"http://localhost:{port}", gw.pid, args.warmup, args.parallel,
+                    f"gateway{i} warm-up")
+        results: list[list[dict[str, float]]] = [[] for _ in gateways]
+        for rnd in range(rounds):
+            order = list(range(len(gateways)))
+            if rnd % 2:
+                order.reverse()
+            for i in order:
+                gw, url = gateways[i]
+                assert gw.pid is not None
+                results[i].append(measure(url, gw.pid, args.logins, args.parallel,
+                                          f"round {rnd + 1} gateway{i}"))
         if args.pyspy:
+            gw, url = gateways[0]
+            assert gw.pid is not None
             profile(url, gw.pid, args.logins, args.parallel, args.pyspy, args.native)
-        verdict = "PASS" if result["cpu_ms_per_login"] <= 2.0 else "ABOVE TARGET"
-        print(f"\nlogin cost: {result['logins']} logins, {args.parallel} in parallel, "
-              f"log level {args.log_level}: gateway CPU {result['cpu_ms_per_login']:.2f} ms "
-              f"per login (user {result['user_ms']:.2f} + sys {result['sys_ms']:.2f}; "
-              f"target <= 2 ms: {verdict}); {result['logins_per_s']:.0f} logins/s "
-              f"with the IdP on the same cores; failures {result['failures']}")
-        failed = result["failures"] > 0
-        if failed:
+        print(f"\nlogin cost: {args.logins} logins per batch, {args.parallel} in parallel, "
+              f"log level {args.log_level}, {rounds} round(s); gateway CPU per login "
+              f"(target <= 2 ms), median of the rounds:")
+        medians = []
+        for i, runs in enumerate(results):
+            cpu = statistics.median(r["cpu_ms_per_login"] for r in runs)
+            medians.append(cpu)
+            user = statistics.median(r["user_ms"] for r in runs)
+            system = statistics.median(r["sys_ms"] for r in runs)
+            rate = statistics.median(r["logins_per_s"] for r in runs)
+            fails = sum(int(r["failures"]) for r in runs)
+            failures += fails
+            verdict = "PASS" if cpu <= 2.0 else "ABOVE TARGET"
+            per_round = ", ".join(f"{r['cpu_ms_per_login']:.2f}" for r in runs)
+            print(f"  {describe_source(sources[i])}: {cpu:.2f} ms per login (user {user:.2f} + "
+                  f"sys {system:.2f}; rounds "
+                  f"{per_round}) {verdict}; "
+                  f"{rate:.0f} logins/s with the IdP on the same cores; failures {fails}")
+        if len(medians) > 1:
+            print(f"  ratio {describe_source(sources[-1])} / {describe_source(sources[0])}: "
+                  f"{medians[-1] / medians[0]:.2f}")
+        if failures:
             stack.keep = True
-            print(gw.tail(20))
-    return 1 if failed else 0
+            for gw, _ in gateways:
+                print(gw.tail(20))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
