@@ -1,5 +1,5 @@
 """Property tests: the admin sessions API (endpoints/admin_api.py) on the admin app in-process
-(memory store, no sockets), for any request an operator's tool or an attacker on the admin
+(no sockets; the memory store, then a real redis-server), for any request an operator's tool or an attacker on the admin
 network can send: the ``{id}`` and ``{sub}`` path segments and the ``sub`` query parameter
 percent-encoded or not, doubled, empty, huge, not UTF-8, holding slashes or dot segments,
 paths spelled oddly, and the bearer header in every shape.
@@ -13,6 +13,7 @@ IdP sid or the admin token itself appears in any answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 from bffgate.app import Gateway
 from bffgate.config import load_settings
 from bffgate.session.model import NewTokens, SessionOrigin
+from support.redis import RedisServer
 
 pytestmark = pytest.mark.fuzz
 
@@ -81,25 +83,31 @@ class App:
         self.live = [s if s.key in there else await self.login(s.sub) for s in self.live]
 
 
-@pytest.fixture(scope="module")
-def app() -> Iterator[App]:
-    loop = asyncio.new_event_loop()
-    settings = load_settings(None, environ={}, overrides={
-        "server": {"public_url": "https://app.test", "admin_token": TOKEN},
-        "oidc": {"issuer": "https://idp.test", "client_id": "bff",
-                 "client_secret": CLIENT_SECRET},
-        "session": {"store": "memory"}, "cookie": {"secret_keys": [COOKIE_KEY]},
-        "routes": [{"prefix": "/api", "upstream": "http://upstream.invalid", "token": "user"}],
-    })
-    gw = Gateway(settings)
-    loop.run_until_complete(gw.start(warm_idp=False))
-    a = App(loop, gw, [])
-    for sub in SUBS:
-        a.live.append(a.run(a.login(sub)))
-    a.live.append(a.run(a.login("alice")))  # two sessions of one user
-    yield a
-    loop.run_until_complete(gw.stop())
-    loop.close()
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def app(request: pytest.FixtureRequest) -> Iterator[App]:
+    with contextlib.ExitStack() as stack:
+        store: dict[str, Any] = {"session": {"store": "memory"}}
+        if request.param == "redis":
+            redis = stack.enter_context(RedisServer().start())
+            store = {"session": {"store": "redis"}, "redis": {"url": redis.url}}
+        loop = asyncio.new_event_loop()
+        stack.callback(loop.close)
+        settings = load_settings(None, environ={}, overrides={
+            "server": {"public_url": "https://app.test", "admin_token": TOKEN},
+            "oidc": {"issuer": "https://idp.test", "client_id": "bff",
+                     "client_secret": CLIENT_SECRET},
+            "cookie": {"secret_keys": [COOKIE_KEY]}, **store,
+            "routes": [{"prefix": "/api", "upstream": "http://upstream.invalid",
+                        "token": "user"}],
+        })
+        gw = Gateway(settings)
+        loop.run_until_complete(gw.start(warm_idp=False))
+        stack.callback(lambda: loop.run_until_complete(gw.stop()))
+        a = App(loop, gw, [])
+        for sub in SUBS:
+            a.live.append(a.run(a.login(sub)))
+        a.live.append(a.run(a.login("alice")))  # two sessions of one user
+        yield a
 
 
 @dataclass
