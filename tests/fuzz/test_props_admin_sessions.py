@@ -7,7 +7,8 @@ paths spelled oddly, and the bearer header in every shape.
 Every answer is JSON (2xx) or a 4xx application/problem+json, never a 5xx or a traceback;
 without the exact bearer a protected path is a 401 with ``WWW-Authenticate``; a refused
 request ends no session, a read ends none, a DELETE ends only sessions the request names
-(by their sub or id as the API decodes it) and says how many; no cookie, token, store key,
+(by their sub or id as the API decodes it) and says how many; every refusal is audited
+(one ``request.rejected`` with its status); no cookie, token, store key,
 IdP sid or the admin token itself appears in any answer."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from bffgate.app import Gateway
 from bffgate.config import load_settings
@@ -251,7 +253,8 @@ def _names(segs: list[str], query: bytes) -> set[str]:
 def test_any_admin_request_is_answered_safely(app: App, data: st.DataObject) -> None:
     app.run(app.restore())
     method, raw, query, headers, segs = data.draw(requests(app))
-    answer = app.run(call(app.gw.admin, method, raw, query, headers))
+    with capture_logs() as logs:
+        answer = app.run(call(app.gw.admin, method, raw, query, headers))
     text = answer.body.decode("utf-8", "replace")
     where = f"{method} {raw[:200]!r}?{query[:200]!r} -> {answer.status} {text[:300]}"
 
@@ -263,6 +266,9 @@ def test_any_admin_request_is_answered_safely(app: App, data: st.DataObject) -> 
         assert ctype == b"application/problem+json", where
         problem = json.loads(answer.body)
         assert problem["status"] == answer.status, where
+        # Bad input is audited: one request.rejected naming the status.
+        rejected = [e for e in logs if e.get("event") == "request.rejected"]
+        assert [e.get("status") for e in rejected] == [answer.status], (where, logs)
     else:
         assert ctype.split(b";")[0] in (b"application/json", b"text/plain"), where
         if ctype.startswith(b"application/json") and answer.body:
