@@ -83,13 +83,14 @@ class CheckedStream:
 class FileTail:
     """The complete lines appended to the children's output files since the last look."""
 
-    def __init__(self) -> None:
+    def __init__(self, paths: list[Path] = CHILD_LOGS) -> None:
+        self.paths = paths
         self.offsets: dict[Path, int] = {}
         self.lines = 0
 
     def problems(self) -> list[str]:
         out: list[str] = []
-        for path in list(CHILD_LOGS):
+        for path in list(self.paths):
             try:
                 size = path.stat().st_size
             except OSError:

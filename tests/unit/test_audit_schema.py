@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from bffgate import audit, logs
 from bffgate.audit import AuditEvent
-from support.audit_check import line_errors
+from support.audit_check import CheckedStream, FileTail, line_errors
 
 SCHEMA = json.loads(files("bffgate").joinpath("audit_schema.json").read_text())
 EVENTS = SCHEMA["$defs"]["events"]
@@ -128,3 +129,30 @@ def test_the_suite_check_fails_a_bad_line(line: str, complaint: str) -> None:
 )
 def test_the_suite_check_passes_good_and_foreign_lines(line: str) -> None:
     assert line_errors(line) == []
+
+
+def test_the_suite_check_reads_child_output_files_incrementally(tmp_path: Path) -> None:
+    """New complete lines only, each once; a line still being written waits."""
+    log = tmp_path / "gateway.log"
+    tail = FileTail([log])
+    assert tail.problems() == []  # no file yet
+    log.write_text("INFO: started\n" + _line() + "\n" + _line(upstream="u") + "\n")
+    [problem] = tail.problems()
+    assert "'upstream' was unexpected" in problem and "gateway.log" in problem
+    assert tail.problems() == []
+    with log.open("a") as f:
+        f.write(_line(status="x")[:20])
+    assert tail.problems() == []
+    with log.open("a") as f:
+        f.write(_line(status="x")[20:] + "\n")
+    [problem] = tail.problems()
+    assert "'x' is not of type 'integer'" in problem
+
+
+def test_the_suite_check_sees_in_process_lines() -> None:
+    """The in-process stream checks each line it is given and passes it on."""
+    stream = CheckedStream()
+    stream.write(_line() + "\n" + _line(route=7) + "\n")
+    assert stream.lines == 2
+    [problem] = stream.problems
+    assert "7 is not of type 'string'" in problem
