@@ -51,7 +51,7 @@ def read_request(scope: Scope, proxies: TrustedProxies) -> RequestInfo:
         except AmbiguousRequest as exc:
             ip, rid, refusal = peer, "", exc
     ua = (header(headers, b"user-agent") or "")[:256]
-    return RequestInfo(rid or hex_id(12), ip, ua, str(scope.get("method", "")),
+    return RequestInfo(rid or hex_id(12), ip, ua, str(scope.get("method", ""))[:32],
                        str(scope.get("path", ""))[:512], refusal)
 
 

@@ -65,3 +65,12 @@ def test_read_request_refuses_ambiguous_trusted_headers(headers: list[tuple[str,
     bound = request_fields()
     assert bound["client_ip"] == "10.0.0.1"
     assert bound["request_id"] == info.request_id
+
+
+def test_log_fields_are_bounded() -> None:
+    """A method of any length (the fuzz tier sends thousands of characters) is logged as its
+    first 32, like the path (512) and the User-Agent (256): no log line grows with it."""
+    scope = _scope("10.0.0.1", ("user-agent", "u" * 1000)) | {"method": "X" * 5000,
+                                                             "path": "/" + "p" * 5000}
+    info = read_request(scope, PROXIES)
+    assert (len(info.method), len(info.path), len(info.user_agent)) == (32, 512, 256)
