@@ -145,3 +145,14 @@ def test_relative_import_inside_a_package_init(tmp_path: Path) -> None:
     path.write_text("from .c import thing\nfrom .. import b\n")
     known = {"bffgate", "bffgate.b", "bffgate.pkg", "bffgate.pkg.c"}
     assert imports_of("bffgate.pkg", path, known) == {"bffgate.pkg.c", "bffgate.b"}
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """pytest imports test modules by basename (rootdir-relative, no packages): two files
+    named alike in different tiers stop the whole collection on a clean clone."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        if "node_modules" not in path.parts:
+            seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert not {n: p for n, p in seen.items() if len(p) > 1}
