@@ -1,10 +1,11 @@
 """``server.workers`` > 1: a supervisor process and N forked workers serving its sockets.
 
-The supervisor binds every listener once (``bind_listeners``: a busy port is the same one
-line as without workers), creates a private PROMETHEUS_MULTIPROC_DIR, then forks the
-workers. Each worker builds its own gateway (event loop, upstream and IdP pools, Redis
-pool) and serves the inherited sockets; the kernel hands each new connection to one of
-them. The supervisor serves nothing and never imports prometheus_client's values before
+The supervisor binds every listener at start (``bind_listeners``: one SO_REUSEPORT socket
+per worker; a busy port is the same one line as without workers), creates a private
+PROMETHEUS_MULTIPROC_DIR, then forks the workers. Each worker builds its own gateway
+(event loop, upstream and IdP pools, Redis pool) and serves its inherited sockets; the
+kernel spreads new connections over them. A dead worker's sockets stay open here for its
+successor. The supervisor serves nothing and never imports prometheus_client's values before
 setting that directory, so every worker keeps its metrics in files there.
 
 - A worker reports on a pipe: ``R`` once it serves, or ``E`` + one line (its start-up
