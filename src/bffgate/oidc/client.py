@@ -37,6 +37,7 @@ from bffgate.oidc.errors import (
 from bffgate.oidc.id_token import jwt_expiry, unverified_header, verify_id_token
 from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
+from bffgate.oidc.transport import coalesce_writes
 
 _MAX_TOKEN_RESPONSE = 256 * 1024
 _ASSERTION_LIFETIME = 60  # seconds; a client assertion is used once, right away
@@ -82,6 +83,7 @@ class OidcClient:
     def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
+        coalesce_writes(http)  # one socket write per IdP request (oidc/transport.py)
         self.dpop = DpopProver(clock)  # the IdP's DPoP nonces live here
         self._auth: ClientAuth | ClientKey
         if rp.client_auth == "private_key_jwt":
@@ -115,10 +117,13 @@ class OidcClient:
                    "Accept": "application/json", **(extra or {})}
         body = urlencode(form)
         auth = self._client_auth(meta)
-        with warnings.catch_warnings():
-            # "EdDSA" is what older IdPs know; joserfc warns it is deprecated (RFC 9864).
-            warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
+        if isinstance(self._auth, ClientAuth):  # a secret (or none): nothing is signed
             _, headers, body = auth.prepare("POST", url, headers, body)
+        else:
+            with warnings.catch_warnings():
+                # "EdDSA" is what older IdPs know; joserfc warns it is deprecated (RFC 9864).
+                warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
+                _, headers, body = auth.prepare("POST", url, headers, body)
         try:
             return await self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -253,12 +258,13 @@ class OidcClient:
         return resp.status_code == 200
 
     async def validate_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
-        kid = unverified_header(id_token).get("kid")
+        header = unverified_header(id_token)  # parsed once: the key's kid, then the checks
+        kid = header.get("kid")
         keys = await self.discovery.keys(kid if isinstance(kid, str) else None)
         return verify_id_token(
             id_token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,
             nonce=nonce, now=self._clock.now(), leeway=self.rp.clock_skew,
-            algorithms=self.rp.id_token_algs)
+            algorithms=self.rp.id_token_algs, header=header)
 
     async def validate_logout_token(self, token: str) -> LogoutRequest:
         kid = unverified_header(token).get("kid")

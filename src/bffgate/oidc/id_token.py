@@ -36,13 +36,16 @@ def unverified_header(token: str) -> dict[str, Any]:
     return dict(obj.headers())
 
 
-def decode_signed(token: str, keys: KeySet, algorithms: Collection[str]) -> dict[str, Any]:
+def decode_signed(token: str, keys: KeySet, algorithms: Collection[str],
+                  header: dict[str, Any] | None = None) -> dict[str, Any]:
     """Verify a compact JWS signed by the IdP and return its claims (not yet checked).
 
     ``alg`` must be on the allow-list and never ``none`` or HMAC (no key confusion with
     the IdP's public keys); headers that would pull keys from the token itself (``jku``,
-    ``jwk``, ``x5u``) or demand unknown processing (``crit``) are refused."""
-    header = unverified_header(token)
+    ``jwk``, ``x5u``) or demand unknown processing (``crit``) are refused. ``header``:
+    ``unverified_header(token)`` when the caller already has it (it chose the keys)."""
+    if header is None:
+        header = unverified_header(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg.lower() == "none" \
             or alg.upper().startswith("HS"):
@@ -72,9 +75,10 @@ def verify_id_token(
     now: float,
     leeway: int,
     algorithms: Collection[str],
+    header: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the claims of a valid ID token or raise IdTokenInvalid."""
-    claims = decode_signed(token, keys, algorithms)
+    claims = decode_signed(token, keys, algorithms, header)
     check_claims(claims, issuer=issuer, client_id=client_id, nonce=nonce, now=now, leeway=leeway)
     return claims
 
