@@ -58,3 +58,12 @@ def test_a_rewrite_is_read_back_as_published(key: str, generation: int) -> None:
     assert heard.told == [(key, generation)]
     _deliver(heard, f"{key} -".encode())
     assert heard.told[-1] == (key, None)
+
+
+@pytest.mark.parametrize("data", [b"k " + b"9" * 4301, "k \u00b2", b"k 99999999999999999999"])
+def test_digits_int_refuses_or_beyond_64_bits_read_as_deleted(data: object) -> None:
+    """Found by the fuzz run: int() refuses 4,301 digits and '²' (which str.isdigit()
+    admits); both raised out of _deliver. Now anything but 1-19 ASCII digits is "deleted"."""
+    heard = Heard()
+    _deliver(heard, data)
+    assert heard.told == [("k", None)]

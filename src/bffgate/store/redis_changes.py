@@ -55,4 +55,6 @@ async def follow_changes(client: Any, channel: str, changes: SessionChanges,
 def _deliver(changes: SessionChanges, data: Any) -> None:
     text = data.decode("ascii", "replace") if isinstance(data, bytes) else str(data)
     key, _, generation = text.partition(" ")
-    changes.tell(key, int(generation) if generation.isdigit() else None)
+    # ASCII digits of a 64-bit count only: str.isdigit() admits '²', int() refuses 4,301 digits
+    number = generation.isascii() and generation.isdigit() and len(generation) <= 19
+    changes.tell(key, int(generation) if number else None)

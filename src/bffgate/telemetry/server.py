@@ -27,8 +27,12 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def remote_context(parent: Parent) -> trace.SpanContext:
-    state = trace.TraceState.from_header([parent.tracestate]) if parent.tracestate \
+def remote_context(parent: Parent, *, trusted: bool = True) -> trace.SpanContext:
+    """The SpanContext of an incoming ``traceparent``. An untrusted one (only ever linked)
+    keeps its ids but not its ``tracestate``: OpenTelemetry's parser logs a malformed member
+    as plain text through stdlib logging, outside the JSON log and its redaction, and a
+    link has no use for another site's vendor state."""
+    state = trace.TraceState.from_header([parent.tracestate]) if trusted and parent.tracestate \
         else trace.TraceState()
     return trace.SpanContext(parent.trace_id, parent.span_id, is_remote=True,
                              trace_flags=trace.TraceFlags(parent.flags & 0x01),
@@ -59,7 +63,7 @@ class ServerSpans:
                                          public_origin=self._origin)
         context = (trace.set_span_in_context(trace.NonRecordingSpan(remote_context(parent)))
                    if parent else None)
-        links = [Link(remote_context(foreign), {"bffgate.untrusted": True})] if foreign else []
+        links = [Link(remote_context(foreign, trusted=False), {"bffgate.untrusted": True})] if foreign else []
         attributes: dict[str, Any] = {
             "http.request.method": method, "url.scheme": str(scope.get("scheme", "http")),
             "url.path": path[:512], "client.address": peer,
