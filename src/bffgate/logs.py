@@ -124,6 +124,26 @@ _LEVELS = logging.getLevelNamesMapping()
 _METHOD_LEVELS = {name.lower(): number for name, number in _LEVELS.items()} | {"warn": 30}
 
 
+class _LibraryRecords(logging.Handler):
+    """Records of the libraries' own stdlib loggers (aiohttp, redis-py, httpx, uvicorn,
+    OpenTelemetry) at WARNING and above go through this pipeline too: one JSON line each,
+    redacted like every other, instead of Python's last-resort handler printing them to
+    stderr as plain text (where a library quoting a request header, say OpenTelemetry's
+    tracestate parser, would write client-chosen text unredacted)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            write(level if level in _METHOD_LEVELS else "warning",
+                  {"event": "library.log", "logger": record.name,
+                   "message": record.getMessage()[:2048]})
+        except Exception:  # a handler never raises into the library that logged
+            self.handleError(record)
+
+
+_LIBRARY_RECORDS = _LibraryRecords(logging.WARNING)
+
+
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None, *,
                       audit_format: str = "json") -> None:
     """Configure structlog for the process. Redaction runs right before rendering."""
@@ -146,6 +166,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
         cache_logger_on_first_use=True,
     )
     _configured, _min_level = True, _LEVELS[level.upper()]
+    if _LIBRARY_RECORDS not in logging.root.handlers:
+        logging.root.addHandler(_LIBRARY_RECORDS)
 
 
 def reset_logging() -> None:
@@ -153,6 +175,7 @@ def reset_logging() -> None:
     global _configured
     _loggers.clear()
     _configured = False
+    logging.root.removeHandler(_LIBRARY_RECORDS)
     structlog.reset_defaults()
 
 

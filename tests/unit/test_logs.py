@@ -269,3 +269,24 @@ def test_console_format_is_redacted_too() -> None:
     assert "rt-secret" not in buffer.getvalue()
     assert "abcdefghijkl" not in buffer.getvalue()
     assert "login.succeeded" in buffer.getvalue()
+
+
+def test_library_warnings_become_redacted_json_lines() -> None:
+    """A library's own stdlib warning (OpenTelemetry quoting a tracestate, aiohttp, redis-py)
+    is one JSON line through the same redaction, not plain text on stderr."""
+    import logging
+
+    out = io.StringIO()
+    configure_logging("info", stream=out)
+    try:
+        logging.getLogger("opentelemetry.trace.span").warning(
+            "Member doesn't match the w3c identifiers format %s", "x Bearer abcdefghijklmnop")
+        logging.getLogger("aiohttp.client").info("below WARNING: not written")
+    finally:
+        logs.reset_logging()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "library.log" and line["logger"] == "opentelemetry.trace.span"
+    assert line["level"] == "warning" and "abcdefghijklmnop" not in line["message"]
+    assert logging.root.handlers.count(logs._LIBRARY_RECORDS) == 0  # reset removes it
