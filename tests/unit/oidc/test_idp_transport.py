@@ -212,3 +212,52 @@ async def test_form_poster_leaves_a_client_with_hooks_to_the_client() -> None:
                                  event_hooks={"request": [hook]}) as http:
         resp = await FormPoster(http).post("https://idp.example/token", "a=1", {})
     assert resp.status_code == 204 and seen == ["https://idp.example/token"]
+
+
+def _self_signed(tmp: Any) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+async def test_over_tls_requests_answered_and_connection_reused(tmp_path: Any) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    srv = Server()
+    aserver = await asyncio.start_server(srv.handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = aserver.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=5,
+                                     verify=ssl.create_default_context(cafile=cert)) as http:
+            assert coalesce_writes(http)
+            poster = FormPoster(http)
+            url = f"https://localhost:{port}/token"
+            first = await poster.post(url, "a=1", {})
+            second = await poster.post(url, "b=22", {})
+        assert first.json() == {"conn": 1, "len": 3} and second.json() == {"conn": 1, "len": 4}
+    finally:
+        aserver.close()
+        await aserver.wait_closed()
