@@ -37,7 +37,7 @@ from bffgate.oidc.errors import (
 from bffgate.oidc.id_token import jwt_expiry, unverified_header, verify_id_token
 from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
-from bffgate.oidc.transport import FormPoster, coalesce_writes
+from bffgate.oidc.transport import coalesce_writes
 
 _MAX_TOKEN_RESPONSE = 256 * 1024
 _ASSERTION_LIFETIME = 60  # seconds; a client assertion is used once, right away
@@ -84,7 +84,6 @@ class OidcClient:
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
         coalesce_writes(http)  # one socket write per IdP request (oidc/transport.py)
-        self._poster = FormPoster(http)
         self.dpop = DpopProver(clock)  # the IdP's DPoP nonces live here
         self._auth: ClientAuth | ClientKey
         if rp.client_auth == "private_key_jwt":
@@ -126,7 +125,7 @@ class OidcClient:
                 warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
                 _, headers, body = auth.prepare("POST", url, headers, body)
         try:
-            return await self._poster.post(url, body, headers)
+            return await self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"POST {url}: {type(exc).__name__}") from exc
 

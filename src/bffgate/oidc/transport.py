@@ -94,36 +94,3 @@ def coalesce_writes(http: httpx.AsyncClient) -> bool:
         return False
     pool._network_backend = CoalescingBackend(pool._network_backend)
     return True
-
-
-class FormPoster:
-    """POSTs to the IdP straight through ``http``'s transport (its pool, TLS, timeouts and
-    limits), without ``AsyncClient.send``'s layers that an IdP POST never uses: redirects
-    (off), auth flows (the client authenticates in the form or its own header), event
-    hooks (none) and the shared cookie jar (a token endpoint's cookies must not follow
-    one user's grant into another's). The client's default headers are sent as before.
-    Measured ~20 % less CPU per IdP call (bench/README.md login_cost). A client with
-    mounts, hooks or auth of its own gets ``AsyncClient.post`` unchanged."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-        transport = getattr(http, "_transport", None)
-        plain = not getattr(http, "_mounts", True) and http.auth is None \
-            and not any(http.event_hooks.values())
-        self._transport: httpx.AsyncBaseTransport | None = \
-            transport if plain and isinstance(transport, httpx.AsyncBaseTransport) else None
-        self._headers = dict(http.headers)
-        self._timeout = http.timeout.as_dict()
-
-    async def post(self, url: str, body: str, headers: dict[str, str]) -> httpx.Response:
-        if self._transport is None:
-            return await self._http.post(url, content=body, headers=headers)
-        request = httpx.Request("POST", url, headers={**self._headers, **headers},
-                                content=body, extensions={"timeout": self._timeout})
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response

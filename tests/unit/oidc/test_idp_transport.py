@@ -16,7 +16,6 @@ import pytest
 from bffgate.oidc.transport import (
     CoalescingBackend,
     CoalescingStream,
-    FormPoster,
     coalesce_writes,
 )
 
@@ -176,44 +175,6 @@ def test_backend_wraps_what_it_connects() -> None:
                       httpcore.AsyncNetworkBackend)
 
 
-async def test_form_poster_sends_as_the_client_would_minus_its_cookie_jar(
-        server: tuple[Server, str]) -> None:
-    srv, url = server
-    async with httpx.AsyncClient(trust_env=False, timeout=5,
-                                 headers={"User-Agent": "bffgate-test"}) as http:
-        coalesce_writes(http)
-        poster = FormPoster(http)
-        resp = await poster.post(url + "/token", "a=1&b=2",
-                                 {"Content-Type": "application/x-www-form-urlencoded"})
-        assert resp.status_code == 200 and resp.json()["len"] == 7
-        assert resp.request.url == httpx.URL(url + "/token")
-        head = srv.requests[0].lower()
-        assert b"user-agent: bffgate-test\r\n" in head and b"content-length: 7\r\n" in head
-        assert b"content-type: application/x-www-form-urlencoded\r\n" in head
-        assert not http.cookies
-
-
-async def test_form_poster_transport_errors_are_httpx_errors() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
-        with pytest.raises(httpx.ConnectError):
-            await FormPoster(http).post("https://idp.example/token", "a=1", {})
-
-
-async def test_form_poster_leaves_a_client_with_hooks_to_the_client() -> None:
-    seen: list[str] = []
-
-    async def hook(request: httpx.Request) -> None:
-        seen.append(str(request.url))
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(204)),
-                                 event_hooks={"request": [hook]}) as http:
-        resp = await FormPoster(http).post("https://idp.example/token", "a=1", {})
-    assert resp.status_code == 204 and seen == ["https://idp.example/token"]
-
-
 def _self_signed(tmp: Any) -> tuple[str, str]:
     import datetime
 
@@ -253,10 +214,9 @@ async def test_over_tls_requests_answered_and_connection_reused(tmp_path: Any) -
         async with httpx.AsyncClient(trust_env=False, timeout=5,
                                      verify=ssl.create_default_context(cafile=cert)) as http:
             assert coalesce_writes(http)
-            poster = FormPoster(http)
             url = f"https://localhost:{port}/token"
-            first = await poster.post(url, "a=1", {})
-            second = await poster.post(url, "b=22", {})
+            first = await http.post(url, content="a=1")
+            second = await http.post(url, content="b=22")
         assert first.json() == {"conn": 1, "len": 3} and second.json() == {"conn": 1, "len": 4}
     finally:
         aserver.close()
