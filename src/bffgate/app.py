@@ -6,7 +6,6 @@ knows all the others). ``Gateway.public`` and ``Gateway.admin`` are the two ASGI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable
 
@@ -86,6 +85,9 @@ def _routes(settings: Settings) -> RouteTable:
                             connect_timeout=r.connect_timeout,
                             response_timeout=r.response_timeout, idle_timeout=r.idle_timeout))
     return RouteTable(routes)
+
+
+_FOLLOWER_STOP_SECONDS = 1.0
 
 
 class Gateway:
@@ -207,11 +209,14 @@ class Gateway:
         for r in self.routes.routes:
             if r.upstream_origin not in self.upstreams:
                 self.upstreams[r.upstream_origin] = self._upstream_factory()
+        if warm_idp:
+            await self._check_idp()
         if self.sessions.near_cache.enabled and self._follow_changes is None:
-            # Other replicas' session writes and deletes reach the near-cache through this.
+            # Other replicas' session writes and deletes reach the near-cache through this
+            # (started once the checks that may refuse to start have passed).
             self._follow_changes = asyncio.create_task(self.store.follow_session_changes())
-        if not warm_idp:
-            return
+
+    async def _check_idp(self) -> None:
         try:
             meta = await self.discovery.metadata()
         except OidcError as exc:
@@ -226,9 +231,10 @@ class Gateway:
 
     async def stop(self) -> None:
         if self._follow_changes is not None:
+            # Bounded: redis-py can leave a cancelled read waiting (seen while connecting);
+            # closing the store below then ends it.
             self._follow_changes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow_changes
+            await asyncio.wait({self._follow_changes}, timeout=_FOLLOWER_STOP_SECONDS)
             self._follow_changes = None
         if self.sockets is not None:
             await self.sockets.stop()

@@ -18,6 +18,7 @@ from typing import Any
 from bffgate.store.base import SessionChanges
 
 _BACKOFF = (0.1, 2.0)  # first and longest wait before subscribing again
+_POLL_SECONDS = 1.0  # longest single wait for a message
 
 
 async def follow_changes(client: Any, channel: str, changes: SessionChanges,
@@ -33,8 +34,11 @@ async def follow_changes(client: Any, channel: str, changes: SessionChanges,
             await pubsub.subscribe(channel)
             changes.tell(None, None)  # subscribed: what happened before may have been missed
             backoff = _BACKOFF[0]
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
+            while True:
+                # a bounded wait, not listen()'s unbounded read: a read redis-py blocks
+                # in for ever may not come back when the task is cancelled at shutdown
+                message = await pubsub.get_message(timeout=_POLL_SECONDS)
+                if message is not None and message.get("type") == "message":
                     _deliver(changes, message.get("data"))
         except asyncio.CancelledError:
             raise
