@@ -106,7 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bffgate.workers import worker_count
 
     configure_logging(settings.log.level, settings.log.format,
-                      audit_format=settings.log.audit_format)
+                      audit_format=settings.log.audit_format,
+                      flush_interval=settings.log.flush_interval)
     workers = worker_count(args.workers if args.workers is not None else settings.server.workers)
     keys = {"public": "server.listen", "admin": "server.admin_listen"}
     listeners = {listen: keys[name] for listen, name in listener_names(settings).items()}

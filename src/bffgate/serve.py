@@ -12,7 +12,7 @@ from typing import Any
 from bffgate import __version__
 from bffgate.config import ConfigError, Settings
 from bffgate.listeners import bind_listeners, close_listeners
-from bffgate.logs import get_logger
+from bffgate.logs import flush, get_logger
 from bffgate.server import GRACEFUL_SECONDS, run, serve_all
 from bffgate.workers import WorkerContext, supervise
 
@@ -99,3 +99,4 @@ async def _gateway(settings: Settings, ctx: WorkerContext | None = None) -> None
     finally:
         await gw.stop()
         log.info("gateway.stopped", **worker)
+        flush()  # the held log lines (log.flush_interval): a worker leaves with os._exit

@@ -68,7 +68,7 @@ def gateway_config(*, port: int, admin_port: int, issuer: str, client_id: str,
         "session": {"store": "redis", "refresh_ahead": 2},
         "cookie": {"secret_keys": [cookie_key]},
         "redis": {"url": redis_url},
-        "log": {"level": "info"},
+        "log": {"level": "info", "flush_interval": 0},  # tests read each line at once
         "routes": [
             {"prefix": "/api", "upstream": upstream, "token": "user", "timeout": 3},
             {"prefix": "/public", "upstream": upstream, "token": "none"},

@@ -290,3 +290,53 @@ def test_library_warnings_become_redacted_json_lines() -> None:
     assert line["event"] == "library.log" and line["logger"] == "opentelemetry.trace.span"
     assert line["level"] == "warning" and "abcdefghijklmnop" not in line["message"]
     assert logging.root.handlers.count(logs._LIBRARY_RECORDS) == 0  # reset removes it
+
+
+class _Fd:
+    """A pipe to read what the sink wrote, write by write."""
+
+    def __init__(self) -> None:
+        import os
+
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        self.file = os.fdopen(self.w, "w")
+
+    def read(self) -> bytes:
+        import os
+
+        try:
+            return os.read(self.r, 1 << 20)
+        except BlockingIOError:
+            return b""
+
+
+async def test_held_lines_leave_together_after_the_interval() -> None:
+    """log.flush_interval: lines written on an event loop are held, then written in one
+    write once the interval has passed; flush() writes what is held at once."""
+    import asyncio
+
+    pipe = _Fd()
+    sink = logs.LineSink(pipe.file)
+    sink.hold(0.05)
+    sink.msg(b'{"a":1}\n')
+    sink.msg(b'{"a":2}\n')
+    assert pipe.read() == b""
+    await asyncio.sleep(0.15)
+    assert pipe.read() == b'{"a":1}\n{"a":2}\n'
+    sink.msg(b'{"a":3}\n')
+    sink.flush()
+    assert pipe.read() == b'{"a":3}\n'
+    sink.msg(b"x" * (64 * 1024))  # the size bound: written at once
+    assert len(pipe.read()) == 64 * 1024
+    sink.hold(0)
+    sink.msg(b'{"a":4}\n')
+    assert pipe.read() == b'{"a":4}\n'
+
+
+def test_without_an_event_loop_a_line_is_written_at_once() -> None:
+    pipe = _Fd()
+    sink = logs.LineSink(pipe.file)
+    sink.hold(5.0)
+    sink.msg(b'{"cli":1}\n')
+    assert pipe.read() == b'{"cli":1}\n'

@@ -187,6 +187,8 @@ class LogSettings:
     format: LogFormat = field(default="json", metadata=ENUM)
     # ocsf: login/logout/session audit events as OCSF Authentication records (audit_ocsf.py)
     audit_format: AuditFormat = field(default="json", metadata=ENUM)
+    # lines held up to this long (or 64 KiB) and written together; 0: each line at once
+    flush_interval: float = field(default=0.1, metadata=SECONDS)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,9 @@ def session(s: Settings) -> Problems:
         yield "session.refresh_ahead", "must not be negative"
     if not 30 <= s.session.login_timeout <= 3600:
         yield "session.login_timeout", "must be between 30 seconds and 1 hour"
+    if not 0 <= s.log.flush_interval <= 1:
+        # longer would hold audit lines that a crash loses: Envoy's default is 1 s
+        yield "log.flush_interval", "must be between 0 (each line at once) and 1 second"
     if s.session.max_per_user < 0:
         yield "session.max_per_user", ("must be 0 (no limit) or the number of sessions one "
                                        "user may hold at once")
