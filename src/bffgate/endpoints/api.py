@@ -2,11 +2,11 @@
 
 Per request: check the path and match the route, check the route's methods, check CSRF
 (every mode that sends a gateway-held token), load the session as the route's token mode
-needs it (one store round trip), ask the route-token layer (bffgate.tokens) for the
-route's credential (the user's token made fresh by the single-flight refresh, a client
-token, ...), then stream the request to the upstream and the response back. A client
-that leaves mid-body or mid-response is an abort (``request.aborted``, status label
-``client_closed``), not a failure.
+needs it (from the near-cache, else one store round trip), ask the route-token layer
+(bffgate.tokens) for the route's credential (the user's token made fresh by the
+single-flight refresh, a client token, ...), then stream the request to the upstream and
+the response back. A client that leaves mid-body or mid-response is an abort
+(``request.aborted``, status label ``client_closed``), not a failure.
 """
 
 from __future__ import annotations
@@ -70,24 +70,16 @@ class ProxyDeps:
     trusts: Callable[[str], bool]  # server.trusted_proxies: may this peer set the trace?
 
     @functools.cached_property
-    def _meters(self) -> dict[tuple[str, str], Any]:
+    def _children(self) -> dict[tuple[Any, tuple[str, ...]], Any]:
         return {}
 
-    def counted(self, route: str, status_class: str) -> Any:
-        """The proxy_requests child of (route, status class), looked up once: prometheus-
-        client's labels() validates and takes a lock on every call."""
-        key = (route, status_class)
-        child = self._meters.get(key)
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: prometheus-client's labels()
+        validates and takes a lock on every call, and the child is the same every time."""
+        key = (metric, labels)
+        child = self._children.get(key)
         if child is None:
-            child = self._meters[key] = self.metrics.proxy_requests.labels(route, status_class)
-        return child
-
-    def timed(self, route: str) -> Any:
-        """The proxy_latency child of ``route``, looked up once."""
-        key = (route, "")
-        child = self._meters.get(key)
-        if child is None:
-            child = self._meters[key] = self.metrics.proxy_latency.labels(route)
+            child = self._children[key] = metric.labels(*labels)
         return child
 
     @functools.cached_property
@@ -156,8 +148,8 @@ async def proxy(info: RequestInfo, scope: Scope, receive: Receive, send: Send,
             elapsed = time.perf_counter() - started
             status = outcome.status or 500
             label = _CLIENT_CLOSED if status == ClientAborted.status else f"{status // 100}xx"
-            deps.counted(outcome.route.prefix, label).inc()
-            deps.timed(outcome.route.prefix).observe(elapsed)
+            deps.child(deps.metrics.proxy_requests, outcome.route.prefix, label).inc()
+            deps.child(deps.metrics.proxy_latency, outcome.route.prefix).observe(elapsed)
 
 
 async def _proxy(scope: Scope, receive: Receive, send: Send, deps: ProxyDeps,
