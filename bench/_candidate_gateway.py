@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("--client", choices=("aiohttp", "pyreqwest"), default="aiohttp")
     args = p.parse_args()
 
+    from _gateway import bench_overrides  # bench/, beside this script
+
     from bffgate.app import Gateway
     from bffgate.config import load_settings
     from bffgate.logs import configure_logging
@@ -65,16 +67,8 @@ def main() -> None:
 
     configure_logging("warning")
     listen = f"127.0.0.1:{args.port}"
-    settings = load_settings(None, environ={}, overrides={
-        "server": {"public_url": f"http://127.0.0.1:{args.port}", "listen": listen,
-                   "admin_listen": ""},
-        "oidc": {"issuer": "http://127.0.0.1:1", "client_id": "bench",
-                 "client_secret": "bench-client-secret"},
-        "session": {"store": "redis"},
-        "redis": {"url": f"redis://127.0.0.1:{args.redis_port}/0"},
-        "cookie": {"secret_keys": ["bench-cookie-key-0123456789abcdefghijklmnop"]},
-        "routes": [{"prefix": "/api", "upstream": args.upstream, "token": "user"}],
-    })
+    settings = load_settings(None, environ={}, overrides=bench_overrides(
+        args.port, f"redis://127.0.0.1:{args.redis_port}/0", args.upstream))
 
     async def serve() -> None:
         gw = Gateway(settings, upstream_factory=upstream_factory(args.client))

@@ -47,6 +47,22 @@ def upstream_factory(name: str) -> Callable[[], Any]:
     raise SystemExit(f"unknown client {name!r} (one of {', '.join(CLIENTS)})")
 
 
+def bench_overrides(port: int, redis_url: str, upstream: str,
+                    **session: Any) -> dict[str, Any]:
+    """The config every in-process bench gateway runs: one /api route (token = "user") to
+    ``upstream``, Redis sessions, a dummy issuer that is never contacted."""
+    return {
+        "server": {"public_url": f"http://127.0.0.1:{port}", "listen": f"127.0.0.1:{port}",
+                   "admin_listen": ""},
+        "oidc": {"issuer": "http://127.0.0.1:1", "client_id": "bench",
+                 "client_secret": "bench-client-secret"},
+        "session": {"store": "redis", **session},
+        "redis": {"url": redis_url},
+        "cookie": {"secret_keys": ["bench-cookie-key-0123456789abcdefghijklmnop"]},
+        "routes": [{"prefix": "/api", "upstream": upstream, "token": "user"}],
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -68,16 +84,8 @@ def main() -> None:
 
     configure_logging(args.log_level)
     listen = f"127.0.0.1:{args.port}"
-    settings = load_settings(None, environ={}, overrides={
-        "server": {"public_url": f"http://127.0.0.1:{args.port}", "listen": listen,
-                   "admin_listen": ""},
-        "oidc": {"issuer": "http://127.0.0.1:1", "client_id": "bench",
-                 "client_secret": "bench-client-secret"},
-        "session": {"store": "redis"},
-        "redis": {"url": f"redis://127.0.0.1:{args.redis_port}/0"},
-        "cookie": {"secret_keys": ["bench-cookie-key-0123456789abcdefghijklmnop"]},
-        "routes": [{"prefix": "/api", "upstream": args.upstream, "token": "user"}],
-    })
+    settings = load_settings(None, environ={}, overrides=bench_overrides(
+        args.port, f"redis://127.0.0.1:{args.redis_port}/0", args.upstream))
 
     profiler = None
     if args.cprofile:

@@ -55,6 +55,8 @@ class StubUpstream:
 
 
 async def run(args: argparse.Namespace) -> None:
+    from _gateway import bench_overrides  # bench/, beside this script
+
     from bffgate.app import Gateway
     from bffgate.config import load_settings
     from bffgate.logs import configure_logging
@@ -64,16 +66,8 @@ async def run(args: argparse.Namespace) -> None:
     configure_logging(args.log_level, stream=open(os.devnull, "w"))  # noqa: SIM115
     redis = RedisServer().start()
     try:
-        settings = load_settings(None, environ={}, overrides={
-            "server": {"public_url": "http://127.0.0.1:8080", "listen": "127.0.0.1:8080",
-                       "admin_listen": ""},
-            "oidc": {"issuer": "http://127.0.0.1:1", "client_id": "bench",
-                     "client_secret": "bench-client-secret"},
-            "session": {"store": "redis", "near_cache": not args.no_near_cache},
-            "redis": {"url": redis.url},
-            "cookie": {"secret_keys": ["bench-cookie-key-0123456789abcdefghijklmnop"]},
-            "routes": [{"prefix": "/api", "upstream": "http://127.0.0.1:9", "token": "user"}],
-        })
+        settings = load_settings(None, environ={}, overrides=bench_overrides(
+            8080, redis.url, "http://127.0.0.1:9", near_cache=not args.no_near_cache))
         gw = Gateway(settings, upstream_factory=StubUpstream)
         await gw.start(warm_idp=False)
         cookie, _ = await gw.sessions.create(
