@@ -37,6 +37,7 @@ from bffgate.session.outcomes import (
     Unavailable,
 )
 from bffgate.session.service import SessionService
+from bffgate.single_flight import SingleFlight
 from bffgate.store.base import RefreshLocks, StoreLock
 
 # Named constants (oauth2-proxy style, but the lease is renewed while in flight).
@@ -56,19 +57,13 @@ class RefreshCoordinator:
         self._sessions, self._locks, self._clock = sessions, locks, clock
         self._refresher, self._observe = refresher, observer
         self._lease, self._wait = lease_seconds, wait_seconds
-        self._inflight: dict[str, asyncio.Task[Outcome]] = {}
+        self._inflight: SingleFlight[str, Outcome] = SingleFlight()
 
     async def ensure_fresh(self, session: LoadedSession) -> Outcome:
         if session.data.tokens.refresh_token_due(self._clock.now()) is None:
             return await self._settle(session, session)
-        key = session.key
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._refresh(session))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        # shield: one caller going away (client disconnect) must not cancel the grant
-        return await asyncio.shield(task)
+        # one grant per session in this process, whoever asks (and whoever leaves)
+        return await self._inflight.run(session.key, lambda: self._refresh(session))
 
     async def _settle(self, came_with: LoadedSession, current: LoadedSession) -> Outcome:
         """The outcome when no grant is due: ``current`` is usable as it is (Fresh, or

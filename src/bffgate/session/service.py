@@ -9,7 +9,6 @@ due for refresh: session/schedule.py; login records: session/logins.py.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Any
 
@@ -28,6 +27,7 @@ from bffgate.session.model import (
 from bffgate.session.near_cache import NearCache
 from bffgate.session.record import RecordUnreadable, decode_session, encode_session
 from bffgate.session.schedule import Jitter, RefreshSchedule
+from bffgate.single_flight import SingleFlight
 from bffgate.store.base import SessionRecords
 
 
@@ -41,7 +41,7 @@ class SessionService:
         # Off unless given (Gateway gives one per process: session.near_cache).
         self.near_cache = near_cache if near_cache is not None else NearCache(max_age=0)
         store.changes.add(self._changed)
-        self._reading: dict[str, asyncio.Future[LoadedSession | None]] = {}
+        self._reading: SingleFlight[str, LoadedSession | None] = SingleFlight()
 
     def _changed(self, key: str | None, generation: int | None) -> None:
         if key is None:
@@ -102,12 +102,7 @@ class SessionService:
         in flight may predate a request by its round trip, which the cache's bound allows."""
         if not self.near_cache.enabled:
             return await self.load(handle)
-        task = self._reading.get(handle.key)
-        if task is None:
-            task = asyncio.ensure_future(self.load(handle))
-            self._reading[handle.key] = task
-            task.add_done_callback(lambda _t: self._reading.pop(handle.key, None))
-        loaded = await asyncio.shield(task)  # one caller leaving must not cancel the others'
+        loaded = await self._reading.run(handle.key, lambda: self.load(handle))
         return loaded if loaded is None or loaded.handle == handle else None
 
     def _recent(self, handle: SessionHandle) -> LoadedSession | None:

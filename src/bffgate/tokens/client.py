@@ -38,6 +38,7 @@ from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, TokenResponse
 from bffgate.oidc.client_credentials import client_credentials
 from bffgate.oidc.errors import OidcError, ProviderUnavailable, TokenRejected
+from bffgate.single_flight import SingleFlight
 from bffgate.store.base import RefreshLocks, StoreLock
 from bffgate.tokens.client_cache import CachedToken, SharedTokenCache, cache_key
 from bffgate.tokens.credential import TokenRequest
@@ -64,7 +65,7 @@ class ClientTokens:
         self._lease, self._wait = lease_seconds, wait_seconds
         self._local: dict[str, CachedToken] = {}
         self._failed: dict[str, tuple[GatewayError, float]] = {}
-        self._inflight: dict[str, asyncio.Task[_Result]] = {}
+        self._inflight: SingleFlight[str, _Result] = SingleFlight()
 
     async def token(self, route: str) -> str:
         request, key = self._requests[route]  # KeyError: a route config validation admitted
@@ -77,13 +78,8 @@ class ClientTokens:
         if held is not None and now < held[1]:
             self._count(route, "failed")
             raise _again(held[0])
-        task = self._inflight.get(key)
-        mine = task is None
-        if task is None:
-            task = asyncio.create_task(self._obtain(route, request, key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        result = await asyncio.shield(task)
+        mine = not self._inflight.running(key)
+        result = await self._inflight.run(key, lambda: self._obtain(route, request, key))
         if isinstance(result, GatewayError):
             self._count(route, "failed")
             raise _again(result)

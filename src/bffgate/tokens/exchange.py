@@ -38,6 +38,7 @@ from bffgate.oidc.errors import OidcError, TokenRejected
 from bffgate.oidc.token_exchange import exchange_token
 from bffgate.session.model import ExchangedToken, LoadedSession, refresh_point
 from bffgate.session.service import SessionService
+from bffgate.single_flight import SingleFlight
 from bffgate.store.base import RefreshLocks, StoreLock
 from bffgate.tokens.credential import TokenRequest
 
@@ -119,7 +120,7 @@ class ExchangeTokens:
         self._clock, self._metrics, self._login_url = clock, metrics, login_url
         self._ahead, self._lease = renew_ahead, lease_seconds
         self._wait, self._save_wait = wait_seconds, save_wait_seconds
-        self._inflight: dict[tuple[str, str], asyncio.Task[str]] = {}
+        self._inflight: SingleFlight[tuple[str, str], str] = SingleFlight()
         # (session, route key) -> (until, subject digest, error, outcome) of a failure
         self._held: dict[tuple[str, str], tuple[float, str, str, Outcome]] = {}
 
@@ -139,18 +140,7 @@ class ExchangeTokens:
                 session.data.tokens.access_token):
             self._count(route, held[3])
             raise _error(held[2], held[3])  # audited when it happened
-        task = self._inflight.get(flight)
-        if task is None:
-            task = asyncio.create_task(self._exchange(route, key, session))
-            self._inflight[flight] = task
-            task.add_done_callback(lambda t: self._landed(flight, t))
-        # shield: one caller going away (client disconnect) must not cancel the grant
-        return await asyncio.shield(task)
-
-    def _landed(self, flight: tuple[str, str], task: asyncio.Task[str]) -> None:
-        self._inflight.pop(flight, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone
+        return await self._inflight.run(flight, lambda: self._exchange(route, key, session))
 
     def _count(self, route: str, outcome: Outcome) -> None:
         self._metrics.route_exchange.labels(route, outcome).inc()
