@@ -41,7 +41,8 @@ from bffgate.metrics import Metrics
 from bffgate.oidc.client import OidcClient, RelyingParty
 from bffgate.oidc.discovery import Discovery
 from bffgate.oidc.errors import OidcError
-from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
+from bffgate.proxy.clients import upstream_client_factory
+from bffgate.proxy.forward import UpstreamClient
 from bffgate.proxy.routes import Route, RouteTable
 from bffgate.session.inventory import SessionInventory, SessionLimit
 from bffgate.session.logins import LoginRecords
@@ -141,7 +142,8 @@ class Gateway:
         self.route_tokens = RouteTokens(UserTokens(self.refresher, login_url=LOGIN_URL), client,
                                         dpop=self.oidc.dpop if s.oidc.dpop else None,
                                         exchange=exchange)
-        self._upstream_factory = self.tracing.upstreams(upstream_factory or AiohttpUpstream)
+        self._upstream_factory = self.tracing.upstreams(
+            upstream_factory or upstream_client_factory(s.server.upstream_client))
         self.upstreams: dict[str, UpstreamClient] = {}
         self.sockets: SocketRegistry | None = None  # with websocket routes only
         cookies = CookieWriter(s.cookie.name, s.login_cookie_name, s.cookie.same_site,

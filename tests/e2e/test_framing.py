@@ -20,6 +20,7 @@ import pytest
 
 from bffgate.errors import BadRequest
 from bffgate.proxy.forward import AiohttpUpstream
+from bffgate.proxy.h1client import H1Upstream
 from support.gateway import GatewayProcess, gateway_config, new_ports
 from support.idp import free_port
 from support.raw_upstream import RawUpstream
@@ -306,18 +307,25 @@ def _forwarded_offset(early: RawUpstream, value: bytes) -> int:
     raise AssertionError("the pad header was not forwarded")
 
 
+# Both upstream clients (server.upstream_client) keep the forwarding rules.
+CLIENTS = pytest.mark.parametrize("client_class", [H1Upstream, AiohttpUpstream],
+                                  ids=["httptools", "aiohttp"])
+
+
+@CLIENTS
 @pytest.mark.parametrize(("declared", "sent"), [
     pytest.param(11, b"hello", id="shorter"),
     pytest.param(5, b"hello world", id="longer"),
     pytest.param(5, b"", id="empty"),
 ])
-async def test_forwarder_never_sends_an_unverified_length(early, declared, sent) -> None:
+async def test_forwarder_never_sends_an_unverified_length(early, declared, sent,
+                                                          client_class) -> None:
     """Finding 9 (a, b), at the forwarder itself (the edge no longer lets such a request
     through): a body shorter or longer than its Content-Length aborts the upload, and the
     connection it used is closed, never handed to the next request. Before, the short
     bodies left the pooled connection owing bytes (the next request was parsed from the
     wrong offset) and the long one was cut silently to the declared length."""
-    client = AiohttpUpstream()
+    client = client_class()
     try:
         async def body() -> Any:
             if sent:
@@ -350,10 +358,11 @@ async def test_forwarder_never_sends_an_unverified_length(early, declared, sent)
         await client.close()
 
 
-async def test_early_answer_closes_the_connection(early) -> None:
+@CLIENTS
+async def test_early_answer_closes_the_connection(early, client_class) -> None:
     """Finding 9 (b): the upstream answered before the body was sent whole: the connection is
     closed, not returned to the pool still owing body bytes."""
-    client = AiohttpUpstream()
+    client = client_class()
     gate = asyncio.Event()
     try:
         async def slow_body() -> Any:

@@ -172,7 +172,7 @@ def test_unknown_key_is_named_with_the_known_ones() -> None:
     """A typo'd key names itself and lists the section's keys."""
     assert problems({"server": {"public_ur": "x"}}) == [
         "server.public_ur: unknown key (known: admin_listen, admin_token, http_parser, "
-        "listen, max_body_size, public_url, trusted_proxies, workers)",
+        "listen, max_body_size, public_url, trusted_proxies, upstream_client, workers)",
     ]
 
 

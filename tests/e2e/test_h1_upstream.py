@@ -1,0 +1,305 @@
+"""The gateway's HTTP/1.1 upstream client (bffgate.proxy.h1client) against real sockets:
+an asyncio server per test that answers as scripted, including the upstream behaviours a
+proxy meets in production (a keep-alive connection closed under a request, a response
+that never comes or stops halfway, garbage, a full pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bffgate.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
+from bffgate.proxy import h1pool
+from bffgate.proxy.h1client import H1Upstream
+from bffgate.proxy.timeouts import Timeouts
+
+pytestmark = pytest.mark.e2e
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class Scripted:
+    """A TCP server on 127.0.0.1; ``handler(reader, writer, connection number)``. Keeps the
+    request heads it read, with their connection numbers."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.heads: list[tuple[int, bytes]] = []
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def read_head(self, reader: asyncio.StreamReader, number: int) -> bytes:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.heads.append((number, head))
+        return head
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self.handler(reader, writer, self.connections)
+        writer.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+
+@contextlib.asynccontextmanager
+async def scripted(handler: Callable[[Scripted, asyncio.StreamReader, asyncio.StreamWriter,
+                                      int], Awaitable[None]]) -> AsyncIterator[Scripted]:
+    box: list[Scripted] = []
+    up = Scripted(lambda r, w, n: handler(box[0], r, w, n))
+    box.append(up)
+    up.server = await asyncio.start_server(up._serve, "127.0.0.1", 0)
+    client = H1Upstream()
+    up.client = client  # type: ignore[attr-defined]
+    try:
+        yield up
+    finally:
+        await client.close()
+        up.server.close()
+
+
+async def fetch(client: H1Upstream, method: str, url: str, *, body: Any = None,
+                headers: list[tuple[bytes, bytes]] | None = None,
+                timeout: Timeouts | float = 5) -> tuple[int, bytes]:
+    resp = await client.send(method, url, headers or [], body, timeout)
+    try:
+        data = b"".join([chunk async for chunk in resp.body()])
+    finally:
+        await resp.close()
+    return resp.status, data
+
+
+async def answer_all(up: Scripted, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter, n: int) -> None:
+    while True:
+        await up.read_head(reader, n)
+        writer.write(OK)
+        await writer.drain()
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    async with scripted(answer_all) as up:
+        for _ in range(3):
+            assert await fetch(up.client, "GET", up.url + "/a") == (200, b"ok")
+        assert up.connections == 1
+        assert [h.split(b"\r\n")[0] for _, h in up.heads] == [b"GET /a HTTP/1.1"] * 3
+        assert b"\r\nhost: 127.0.0.1:" in up.heads[0][1]
+
+
+async def test_a_pooled_connection_closed_under_an_idempotent_request_is_retried_once() -> None:
+    """The keep-alive race: the upstream closes an idle connection just as the gateway
+    sends on it. A GET without a body goes out once more on a new connection."""
+    async def close_second(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        writer.write(OK)
+        await writer.drain()
+        if n == 1:
+            await up.read_head(reader, n)  # and close without a word
+            return
+        while True:
+            await up.read_head(reader, n)
+            writer.write(OK)
+            await writer.drain()
+
+    async with scripted(close_second) as up:
+        assert await fetch(up.client, "GET", up.url + "/one") == (200, b"ok")
+        assert await fetch(up.client, "GET", up.url + "/two") == (200, b"ok")
+        assert [(n, h.split(b" ")[1]) for n, h in up.heads] == [
+            (1, b"/one"), (1, b"/two"), (2, b"/two")]
+
+
+async def test_a_request_with_a_body_is_never_sent_twice() -> None:
+    async def close_second(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        await reader.readexactly(2)
+        writer.write(OK)
+        await writer.drain()
+        await up.read_head(reader, n)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"hi"
+
+    async with scripted(close_second) as up:
+        headers = [(b"content-length", b"2")]
+        assert await fetch(up.client, "POST", up.url + "/p", body=body(),
+                           headers=headers) == (200, b"ok")
+        with pytest.raises(UpstreamUnavailable):
+            await fetch(up.client, "POST", up.url + "/p", body=body(), headers=headers)
+        assert len(up.heads) == 2
+
+
+async def test_no_response_head_in_time_is_upstream_timeout() -> None:
+    async def silent(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        await asyncio.sleep(10)
+
+    async with scripted(silent) as up:
+        with pytest.raises(UpstreamTimeout) as info:
+            await fetch(up.client, "GET", up.url + "/", timeout=0.2)
+        assert info.value.reason == "upstream_timeout"
+
+
+async def test_a_body_that_stalls_is_upstream_idle_timeout() -> None:
+    async def stall(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+        await writer.drain()
+        await asyncio.sleep(10)
+
+    async with scripted(stall) as up:
+        resp = await up.client.send("GET", up.url + "/", [], None,
+                                    Timeouts(connect=1, response=1, idle=0.2))
+        chunks: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in resp.body():
+                chunks.append(chunk)
+
+        with pytest.raises(UpstreamTimeout) as info:
+            await read()
+        await resp.close()
+        assert chunks == [b"half"] and info.value.reason == "upstream_idle_timeout"
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n",
+])
+async def test_a_body_cut_short_is_a_read_error_never_a_short_body(answer) -> None:
+    async def cut(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        writer.write(answer)
+        await writer.drain()
+
+    async with scripted(cut) as up:
+        with pytest.raises(UpstreamUnavailable) as info:
+            await fetch(up.client, "GET", up.url + "/")
+        assert info.value.reason == "upstream_read_error"
+
+
+@pytest.mark.parametrize("answer", [
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+])
+async def test_an_unparsable_or_ambiguous_response_is_upstream_unavailable(answer) -> None:
+    async def bad(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        writer.write(answer)
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with scripted(bad) as up:
+        with pytest.raises(UpstreamUnavailable):
+            await fetch(up.client, "GET", up.url + "/")
+
+
+async def test_connect_refused_is_upstream_connect_error() -> None:
+    client = H1Upstream()
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    try:
+        with pytest.raises(UpstreamUnavailable) as info:
+            await fetch(client, "GET", f"http://127.0.0.1:{port}/")
+        assert info.value.reason == "upstream_connect_error"
+    finally:
+        await client.close()
+
+
+async def test_a_full_pool_makes_the_next_request_wait_for_a_connection() -> None:
+    release = asyncio.Event()
+
+    async def slow_first(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        await release.wait()
+        writer.write(OK)
+        await writer.drain()
+        await answer_all(up, reader, writer, n)
+
+    async with scripted(slow_first) as up:
+        client = up.client = H1Upstream(limit=1)
+        first = asyncio.ensure_future(fetch(client, "GET", up.url + "/1"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(fetch(client, "GET", up.url + "/2"))
+        await asyncio.sleep(0.05)
+        assert not second.done() and len(up.heads) == 1
+        release.set()
+        assert await first == (200, b"ok") and await second == (200, b"ok")
+        assert up.connections == 1
+        await client.close()
+
+
+async def test_the_wait_for_a_pooled_connection_counts_as_connect_time() -> None:
+    async def never(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        await asyncio.sleep(10)
+
+    async with scripted(never) as up:
+        client = up.client = H1Upstream(limit=1)
+        hold = asyncio.ensure_future(fetch(client, "GET", up.url + "/hold"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeout) as info:
+            await fetch(client, "GET", up.url + "/next", timeout=Timeouts(0.1, 1, 1))
+        assert info.value.reason == "upstream_connect_timeout"
+        hold.cancel()
+        await client.close()
+
+
+async def test_idle_connections_expire(monkeypatch) -> None:
+    monkeypatch.setattr(h1pool, "KEEPALIVE_SECONDS", 0.05)
+    async with scripted(answer_all) as up:
+        await fetch(up.client, "GET", up.url + "/")
+        await asyncio.sleep(0.1)
+        await fetch(up.client, "GET", up.url + "/")
+        assert up.connections == 2
+
+
+@pytest.mark.parametrize("headers", [
+    [(b"x-evil", b"a\r\nx-injected: 1")],
+    [(b"x-evil", b"nul\x00")],
+    [(b"bad name", b"v")],
+    [(b"x:y", b"v")],
+])
+async def test_a_header_that_cannot_be_sent_as_is_is_refused(headers) -> None:
+    async with scripted(answer_all) as up:
+        with pytest.raises(BadRequest) as info:
+            await fetch(up.client, "GET", up.url + "/", headers=headers)
+        assert info.value.reason == "unsendable_request"
+        assert up.heads == []
+
+
+async def test_the_target_goes_out_byte_for_byte() -> None:
+    async with scripted(answer_all) as up:
+        await fetch(up.client, "GET", up.url + "/a/%41%2e%2E/b;c?q=%25&r=\u00e9")
+        await fetch(up.client, "GET", up.url + "?only=query")
+        with pytest.raises(BadRequest):
+            await fetch(up.client, "GET", up.url + "/a b")
+        assert [h.split(b" ")[1] for _, h in up.heads] == [
+            b"/a/%41%2e%2E/b;c?q=%25&r=%E9", b"/?only=query"]
+
+
+async def test_head_and_no_content_responses_end_with_their_head() -> None:
+    async def answers(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        while True:
+            head = await up.read_head(reader, n)
+            if head.startswith(b"HEAD"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async with scripted(answers) as up:
+        assert await fetch(up.client, "HEAD", up.url + "/") == (200, b"")
+        assert await fetch(up.client, "DELETE", up.url + "/") == (204, b"")
+        assert await fetch(up.client, "HEAD", up.url + "/") == (200, b"")
+        assert up.connections == 1
