@@ -21,14 +21,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-CLIENTS = ("aiohttp", "httpx", "httpx-aiohttp")
+CLIENTS = ("httptools", "aiohttp", "httpx", "httpx-aiohttp")
 
 
 def upstream_factory(name: str) -> Callable[[], Any]:
     from httpx_upstream import HttpxUpstream  # bench/, beside this script
 
     from bffgate.proxy.forward import AiohttpUpstream
+    from bffgate.proxy.h1client import H1Upstream
 
+    if name == "httptools":
+        return H1Upstream
     if name == "aiohttp":
         return AiohttpUpstream
     if name == "httpx":
@@ -68,7 +71,7 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--upstream", required=True)
     p.add_argument("--redis-port", type=int, required=True)
-    p.add_argument("--client", choices=CLIENTS, default="aiohttp")
+    p.add_argument("--client", choices=CLIENTS, default="httptools")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--asyncio-loop", action="store_true",
                    help="run on the plain asyncio loop instead of uvloop (as `bffgate serve` "

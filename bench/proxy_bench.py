@@ -19,10 +19,11 @@ Variants (each timed with wrk, c=50, after a warm-up; wrk sends the session cook
 cookie verify, one Redis round trip, token unseal, forward, stream back):
 
   a          direct to the upstream (the baseline)
-  b          bffgate, default upstream client (bffgate.proxy.forward.AiohttpUpstream)
+  b          bffgate, default upstream client (bffgate.proxy.h1client.H1Upstream)
   b-info     b with the log level at info: one request.proxied audit line per request
              (read from the gateway's stdout pipe, as a log shipper would)
   b-asyncio  b on the plain asyncio loop (bffgate serve uses uvloop when installed)
+  b-aiohttp  bffgate + aiohttp's client (bffgate.proxy.forward.AiohttpUpstream)
   c          bffgate + HttpxUpstream of bench/httpx_upstream.py (httpx/httpcore pool)
   d          bffgate + HttpxUpstream(transport=httpx_aiohttp.AiohttpTransport(...)),
              only when the httpx-aiohttp package is importable
@@ -422,9 +423,11 @@ def main() -> int:
 
     variants = [
         Variant("a", "direct to upstream"),
-        Variant("b", "bffgate + AiohttpUpstream (default)", "aiohttp"),
-        Variant("b-info", "b, audit log at info", "aiohttp", log_level="info"),
-        Variant("b-asyncio", "b on the plain asyncio loop", "aiohttp", asyncio_loop=True),
+        Variant("b", "bffgate + H1Upstream (default, httptools)", "httptools"),
+        Variant("b-info", "b, audit log at info", "httptools", log_level="info"),
+        Variant("b-asyncio", "b on the plain asyncio loop", "httptools", asyncio_loop=True),
+        Variant("b-aiohttp", "bffgate + AiohttpUpstream (server.upstream_client = aiohttp)",
+                "aiohttp"),
         Variant("c", "bffgate + HttpxUpstream", "httpx"),
     ]
     try:
@@ -516,7 +519,7 @@ def main() -> int:
         if busy > 15:
             print(f"warning: other processes used up to {busy:.0f}% of a CPU during the timed "
                   f"runs (column 'other load'): figures are noisy; rerun on a quiet machine.")
-        candidates = [v for v in variants if v.key in ("b", "c", "d") and not v.fails]
+        candidates = [v for v in variants if v.key in ("b", "b-aiohttp", "c", "d") and not v.fails]
         if candidates:
             best = max(candidates, key=lambda v: median_run(v.runs)["rps"])
             print(f"\nfastest candidate that passes every check: ({best.key}) {best.label}")

@@ -35,6 +35,7 @@ from bffgate.framing import (
 )
 from bffgate.ids import hex_id
 from bffgate.problems import problem_parts
+from bffgate.write_coalescing import CoalescingTransport
 
 
 class _FramingGuard:
@@ -47,6 +48,13 @@ class _FramingGuard:
     _failure: GatewayError | None = None
     _victim: Any = None  # the cycle whose body broke; it is answered by the refusal
     _answered = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A response's head and body (and pipelined responses) in one write: see
+        # bffgate.write_coalescing.
+        loop = asyncio.get_running_loop()
+        super().connection_made(  # type: ignore[misc]
+            CoalescingTransport(transport, loop))  # type: ignore[arg-type]
 
     def refuse(self, error: GatewayError, *, victim: Any = None, method: bytes = b"",
                path: str = "") -> None:

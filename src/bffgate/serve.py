@@ -4,6 +4,7 @@ or in N worker processes sharing them (bffgate.workers)."""
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import sys
 from collections.abc import Mapping
@@ -75,6 +76,10 @@ async def _gateway(settings: Settings, ctx: WorkerContext | None = None) -> None
     except ConfigError:  # a check that needs the IdP's metadata (route token modes)
         await gw.stop()
         raise
+    # What start-up made (modules, settings, routes, keys, the IdP's metadata) lives as long
+    # as the process: out of the cyclic collector's sight, so that a full collection under
+    # load walks only what requests made (shorter pauses: the p99 of bench/compare.py).
+    gc.freeze()
     names = listener_names(settings)
     apps: list[tuple[Any, str]] = [(gw.public, settings.server.listen)]
     if settings.server.admin_listen:

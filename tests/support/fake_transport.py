@@ -29,3 +29,12 @@ class FakeTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def write_eof(self) -> None:
+        self.written.append(b"<eof>")
+
+    def get_write_buffer_size(self) -> int:
+        return 0

@@ -29,6 +29,10 @@ _B64_LEN = 43  # unpadded base64url of 32 bytes
 # verifying: base64 decoding is lenient ('+' for '-', spare bits in the last character), so
 # without this several different strings would verify as the same cookie.
 _BODY = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}")
+# Cookie values verified lately, by exact value: a hot session's cookie is verified once,
+# not on every call (the value holds no time: it verifies the same until the keys change,
+# and the keys are fixed for the codec's life). Oldest out first; ~0.5 KB each.
+VERIFIED_MAX = 4096
 
 
 class CookieInvalid(ValueError):
@@ -93,12 +97,23 @@ class CookieCodec:
         derive = Signer(keys, salt=SALT, digest_method=hashlib.sha256).derive_key
         self._signer = Signer([derive(k) for k in keys], salt=SALT,
                               digest_method=hashlib.sha256, key_derivation="none")
+        self._verified: dict[str, SessionHandle] = {}
 
     def encode(self, handle: SessionHandle) -> str:
         payload = f"{_b64(handle.session_id)}.{_b64(handle.secret)}"
         return f"{VERSION}.{self._signer.sign(payload).decode('ascii')}"
 
     def decode(self, value: str) -> SessionHandle:
+        verified = self._verified.get(value)
+        if verified is not None:
+            return verified
+        handle = self._verify(value)
+        if len(self._verified) >= VERIFIED_MAX:
+            del self._verified[next(iter(self._verified))]
+        self._verified[value] = handle
+        return handle
+
+    def _verify(self, value: str) -> SessionHandle:
         if len(value) > 512 or not value.isascii():
             raise CookieInvalid("bad length")
         version, sep, rest = value.partition(".")

@@ -40,6 +40,7 @@ class H1Connection(asyncio.Protocol):
         self._loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.discarded = False  # counted out of its pool
         self.on_lost: Callable[[H1Connection], None] | None = None  # set by the pool
         self._parser: httptools.HttpResponseParser | None = None
         self._head: asyncio.Future[int] | None = None

@@ -67,8 +67,11 @@ class Pool:
             self._waiters.append(waiter)
             try:
                 handed = await asyncio.wait_for(waiter, connect_timeout)
-            except TimeoutError:
-                raise UpstreamTimeout(reason="upstream_connect_timeout") from None
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                self._pass_on(waiter)
+                if isinstance(exc, TimeoutError):
+                    raise UpstreamTimeout(reason="upstream_connect_timeout") from None
+                raise
             if handed is not None:
                 return handed, True
         return await self.connect(connect_timeout), False
@@ -103,7 +106,21 @@ class Pool:
 
     def discard(self, conn: H1Connection) -> None:
         conn.close()
-        self._closed_one()
+        if not conn.discarded:
+            conn.discarded = True
+            self._closed_one()
+
+    def _pass_on(self, waiter: asyncio.Future[H1Connection | None]) -> None:
+        """A waiter gave up: what it was handed as it did (a connection, or room for one)
+        goes to the next, never lost to the pool's count."""
+        if not waiter.done() or waiter.cancelled():
+            return
+        handed = waiter.result()
+        if handed is not None:
+            self.release(handed)
+        else:
+            self._open += 1
+            self._closed_one()
 
     def _closed_one(self) -> None:
         self._open -= 1
@@ -115,7 +132,7 @@ class Pool:
 
     def _lost_idle(self, conn: H1Connection) -> None:
         if self._idle.pop(conn, None) is not None:
-            self._closed_one()
+            self.discard(conn)
 
     def close(self) -> None:
         for conn in list(self._idle):

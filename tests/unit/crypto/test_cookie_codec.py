@@ -8,6 +8,7 @@ import string
 import pytest
 from itsdangerous import Signer
 
+from bffgate.crypto import cookie_codec
 from bffgate.crypto.cookie_codec import (
     SALT,
     CookieCodec,
@@ -305,3 +306,29 @@ def test_keys_derived_once_sign_and_verify_as_itsdangerous_defaults_do(
     old_only = "v1." + Signer([OLD_KEY], salt=SALT, digest_method=hashlib.sha256).sign(
         payload).decode()
     assert codec.decode(old_only) == handle
+
+
+def test_a_verified_value_is_remembered_and_a_tampered_one_never_is(
+        handle: SessionHandle) -> None:
+    """A hot session's cookie is verified once (the value holds no time); the cache is by
+    exact value, so a forged or altered value is still verified, and refused."""
+    codec = CookieCodec([OLD_KEY])
+    value = codec.encode(handle)
+    first = codec.decode(value)
+    assert codec.decode(value) is first
+    forged = value[:-1] + ("A" if value[-1] != "A" else "B")
+    for _ in range(2):
+        with pytest.raises(CookieInvalid):
+            codec.decode(forged)
+    other = CookieCodec([OTHER_KEY])
+    with pytest.raises(CookieInvalid):
+        other.decode(value)
+
+
+def test_the_verified_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cookie_codec, "VERIFIED_MAX", 3)
+    codec = CookieCodec([OLD_KEY])
+    values = [codec.encode(SessionHandle.new()) for _ in range(5)]
+    for v in values:
+        codec.decode(v)
+    assert list(codec._verified) == values[-3:]
