@@ -55,13 +55,6 @@ def _norm(name: bytes) -> bytes:
     return name.lower().replace(b"_", b"-")
 
 
-def _forwarded(name: bytes, named: set[bytes]) -> bool:
-    # Every X-Forwarded-* is the gateway's to say (-Ssl, -Scheme, -Client-Cert...), not just
-    # the listed ones.
-    return (name not in REQUEST_DROP and name not in named
-            and not name.startswith(b"x-forwarded-"))
-
-
 def upstream_request_headers(
     headers: list[tuple[bytes, bytes]], *, auth_headers: Sequence[tuple[bytes, bytes]],
     client_ip: str, proto: str, host: str, request_id: str, traceparent: bytes | None,
@@ -70,7 +63,11 @@ def upstream_request_headers(
     route's credential as bffgate.tokens presents it: Authorization, and DPoP for a DPoP
     token; empty for none) and the gateway's forwarding headers."""
     named = _connection_named(headers)
-    out = [(k, v) for k, v in headers if _forwarded(_norm(k), named)]
+    # Every X-Forwarded-* is the gateway's to say (-Ssl, -Scheme, -Client-Cert...), not just
+    # the listed ones. (_norm written out: this runs for every header of every call.)
+    out = [(k, v) for k, v in headers
+           if (n := k.lower().replace(b"_", b"-")) not in REQUEST_DROP and n not in named
+           and not n.startswith(b"x-forwarded-")]
     out.extend(auth_headers)
     out.append((b"x-forwarded-for", client_ip.encode("latin-1")))
     out.append((b"x-forwarded-proto", proto.encode("latin-1")))
@@ -95,6 +92,10 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 
 def new_traceparent() -> bytes:
+    ids = hex_id(24)  # trace id (16 bytes) and span id (8): each must not be all zeros
+    trace, span = ids[:32], ids[32:]
+    if trace.strip("0") and span.strip("0"):
+        return f"00-{trace}-{span}-01".encode()
     return f"00-{hex_id(16)}-{hex_id(8)}-01".encode()
 
 
@@ -113,7 +114,7 @@ def downstream_response_headers(headers: list[tuple[bytes, bytes]], *,
                                 request_id: str) -> list[tuple[bytes, bytes]]:
     named = _connection_named(headers)
     out = [(k, v) for k, v in headers
-           if _norm(k) not in RESPONSE_DROP and _norm(k) not in named]
+           if (n := k.lower().replace(b"_", b"-")) not in RESPONSE_DROP and n not in named]
     if not any(k.lower() == b"cache-control" for k, _ in out):
         out.append((b"cache-control", b"no-store"))
     out.append((b"vary", b"Cookie"))

@@ -162,9 +162,18 @@ def _without_params(raw_path: str) -> str:
     return "/".join(seg.partition(";")[0] for seg in raw_path.split("/"))
 
 
+# Paths resolved lately (by exact raw path, up to 256 characters): a path's verdict depends
+# on the path alone, and an API's calls repeat their paths. Refused paths are never kept
+# (each is checked again); oldest out first.
+RESOLVED_MAX = 4096
+_RESOLVED_PATH_MAX = 256
+_MISS = object()
+
+
 class RouteTable:
     def __init__(self, routes: list[Route]) -> None:
         self._routes = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
+        self._resolved: dict[str, Route | None] = {}
 
     @property
     def routes(self) -> list[Route]:
@@ -184,6 +193,17 @@ class RouteTable:
     def resolve(self, raw_path: str) -> Route | None:
         """The route for a raw request path, after every path check (raises PathNotAllowed);
         None when no route matches. The one entry point the proxy uses."""
+        found = self._resolved.get(raw_path, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]
+        route = self._resolve(raw_path)
+        if len(raw_path) <= _RESOLVED_PATH_MAX:
+            if len(self._resolved) >= RESOLVED_MAX:
+                del self._resolved[next(iter(self._resolved))]
+            self._resolved[raw_path] = route
+        return route
+
+    def _resolve(self, raw_path: str) -> Route | None:
         check_path(raw_path, allow_matrix_params=True)  # refused whatever it targets
         route = self.match(raw_path)
         if route is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bffgate.proxy import routes as routes_module
 from bffgate.proxy.routes import (
     DEFAULT_METHODS,
     PathNotAllowed,
@@ -287,3 +288,20 @@ def test_route_methods_and_allow_header() -> None:
     assert route.allow_header == b"GET, HEAD, PROPFIND"
     assert "TRACE" not in _route("/api").methods
     assert _route("/api").allow_header == b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+def test_resolved_paths_are_remembered_refused_ones_never(monkeypatch) -> None:
+    """A path's verdict is its own: kept (bounded, oldest out) for paths that resolved,
+    never for refused ones, which are checked again each time."""
+    monkeypatch.setattr(routes_module, "RESOLVED_MAX", 2)
+    table = RouteTable([_route("/api")])
+    api = table.resolve("/api/a")
+    assert api is not None and table.resolve("/api/a") is api
+    assert table.resolve("/other") is None
+    for _ in range(2):
+        with pytest.raises(PathNotAllowed):
+            table.resolve("/api/../etc")
+    table.resolve("/api/b")
+    assert list(table._resolved) == ["/other", "/api/b"]
+    assert table.resolve("/a" * 200 + "/x") is None  # long paths are not kept
+    assert "/a" * 200 + "/x" not in table._resolved
