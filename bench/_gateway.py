@@ -82,7 +82,7 @@ def main() -> None:
     from bffgate.app import Gateway
     from bffgate.config import load_settings
     from bffgate.logs import configure_logging
-    from bffgate.server import serve_all
+    from bffgate.server import serve_all, tune_gc
     from bffgate.session.model import NewTokens
 
     configure_logging(args.log_level)
@@ -104,6 +104,7 @@ def main() -> None:
             sub="bench", idp_sid=None, claims={"sub": "bench"})
         sys.stdout.write(cookie + "\n")
         sys.stdout.flush()
+        tune_gc()  # as `bffgate serve` does once started
         if profiler is not None:
             profiler.enable()
         try:

@@ -4,7 +4,6 @@ or in N worker processes sharing them (bffgate.workers)."""
 from __future__ import annotations
 
 import functools
-import gc
 import importlib
 import sys
 from collections.abc import Mapping
@@ -14,10 +13,8 @@ from bffgate import __version__
 from bffgate.config import ConfigError, Settings
 from bffgate.listeners import bind_listeners, close_listeners
 from bffgate.logs import flush, get_logger
-from bffgate.server import GRACEFUL_SECONDS, run, serve_all
+from bffgate.server import GRACEFUL_SECONDS, run, serve_all, tune_gc
 from bffgate.workers import WorkerContext, supervise
-
-GC_YOUNG_THRESHOLD = 10_000
 
 # Nothing here imports bffgate.app (nor prometheus_client) at module level: with workers,
 # the supervisor must set the metrics directory before prometheus_client is imported.
@@ -78,16 +75,7 @@ async def _gateway(settings: Settings, ctx: WorkerContext | None = None) -> None
     except ConfigError:  # a check that needs the IdP's metadata (route token modes)
         await gw.stop()
         raise
-    # What start-up made (modules, settings, routes, keys, the IdP's metadata) lives as long
-    # as the process: out of the cyclic collector's sight, so that a full collection under
-    # load walks only what requests made (shorter pauses: the p99 of bench/compare.py).
-    # And the youngest generation is collected after 10,000 net allocations, not 700: a
-    # call's objects are freed by reference counting as it ends, so at 700 the collector
-    # mostly walked the 50 calls in flight (measured under wrk -c50: ~16 us of collection
-    # per call, ~8 % of the gateway's CPU; at 10,000, none in a 20,000-call run). Cyclic
-    # garbage (an exception and its traceback) still goes at the next collection.
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+    tune_gc()
     names = listener_names(settings)
     apps: list[tuple[Any, str]] = [(gw.public, settings.server.listen)]
     if settings.server.admin_listen:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Callable, Generator, Mapping
@@ -18,6 +19,23 @@ from bffgate.http_parsers import protocol_class
 from bffgate.listeners import check_listeners
 
 GRACEFUL_SECONDS = 20.0  # SIGTERM: how long in-flight requests may take to finish
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """The collector set for serving, once the app has started (``bffgate serve``).
+
+    What start-up made (modules, settings, routes, keys, the IdP's metadata) lives as long
+    as the process: out of the cyclic collector's sight, so that a full collection under
+    load walks only what requests made (shorter pauses: the p99 of bench/compare.py).
+    And the youngest generation is collected after 10,000 net allocations, not 700: a
+    call's objects are freed by reference counting as it ends, so at 700 the collector
+    mostly walked the 50 calls in flight (measured under wrk -c50: ~16 us of collection
+    per call, ~8 % of the gateway's CPU; at 10,000, none in a 20,000-call run). Cyclic
+    garbage (an exception and its traceback) still goes at the next collection.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 class _Server(uvicorn.Server):
