@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from bffgate.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from bffgate.proxy import h1pool
 from bffgate.proxy.h1client import H1Upstream
 from bffgate.proxy.timeouts import Timeouts
+from support.pki import write_pki
 
 pytestmark = pytest.mark.e2e
 
@@ -303,3 +305,55 @@ async def test_head_and_no_content_responses_end_with_their_head() -> None:
         assert await fetch(up.client, "DELETE", up.url + "/") == (204, b"")
         assert await fetch(up.client, "HEAD", up.url + "/") == (200, b"")
         assert up.connections == 1
+
+
+async def test_https_upstreams_are_verified(tmp_path) -> None:
+    """An https upstream is reached over TLS with its certificate verified against the
+    system's CAs: one from a CA the system does not trust is refused (502 reason
+    upstream_connect_error), never used unverified. Trusting that CA, the same call goes
+    through, to the certificate's IP address."""
+    ca, cert, key = write_pki(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(OK)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    client = H1Upstream()
+    try:
+        with pytest.raises(UpstreamUnavailable) as info:
+            await fetch(client, "GET", url)
+        assert info.value.reason == "upstream_connect_error"
+        client._tls = ssl.create_default_context(cafile=str(ca))
+        client._pools.clear()
+        assert await fetch(client, "GET", url) == (200, b"ok")
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_an_ipv6_upstream() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        host = [line for line in head.split(b"\r\n") if line.startswith(b"host: ")]
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(host[0]), host[0]))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "::1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = H1Upstream()
+    try:
+        assert await fetch(client, "GET", f"http://[::1]:{port}/x") == (
+            200, b"host: [::1]:%d" % port)
+    finally:
+        await client.close()
+        server.close()
