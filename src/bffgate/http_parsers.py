@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import typing
 
-from bffgate.config import ConfigError
 from bffgate.config.model import HttpParser
 from bffgate.http_protocol import FramingH11Protocol
+from bffgate.speedups import with_httptools
 
 PARSERS: tuple[str, ...] = typing.get_args(HttpParser)  # written once: the settings' Literal
 
@@ -16,17 +16,12 @@ PARSERS: tuple[str, ...] = typing.get_args(HttpParser)  # written once: the sett
 def protocol_class(choice: str) -> type[asyncio.Protocol]:
     """The protocol for ``server.http_parser``: auto (httptools when installed, else h11),
     h11 or httptools."""
-    if choice not in PARSERS:
-        raise ConfigError([f"server.http_parser: must be one of {', '.join(PARSERS)}; "
-                           f"got {choice!r}"])
-    if choice == "h11":
-        return FramingH11Protocol
-    try:
-        # Imported here: httptools is an optional extra (bffgate[speed]).
-        from bffgate.http_protocol_httptools import FramingHttpToolsProtocol
-    except ImportError:
-        if choice == "httptools":
-            raise ConfigError(["server.http_parser: httptools is not installed; install "
-                               "bffgate[speed] or set it to auto or h11"]) from None
-        return FramingH11Protocol
+    plain: type[asyncio.Protocol] = FramingH11Protocol
+    return with_httptools("server.http_parser", choice, PARSERS, plain_name="h11",
+                          plain=plain, load=_httptools_protocol)
+
+
+def _httptools_protocol() -> type[asyncio.Protocol]:
+    from bffgate.http_protocol_httptools import FramingHttpToolsProtocol  # the speed extra
+
     return FramingHttpToolsProtocol

@@ -87,6 +87,17 @@ async def answer_all(up: Scripted, reader: asyncio.StreamReader,
         await writer.drain()
 
 
+def answers_once(answer: bytes, *, then_wait: float = 0) -> Any:
+    """A script: read one request, send ``answer``, wait ``then_wait`` s, close."""
+    async def script(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        await up.read_head(reader, n)
+        writer.write(answer)
+        await writer.drain()
+        await asyncio.sleep(then_wait)
+
+    return script
+
+
 async def test_connections_are_kept_alive_and_reused() -> None:
     async with scripted(answer_all) as up:
         for _ in range(3):
@@ -176,12 +187,7 @@ async def test_a_body_that_stalls_is_upstream_idle_timeout() -> None:
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n",
 ])
 async def test_a_body_cut_short_is_a_read_error_never_a_short_body(answer) -> None:
-    async def cut(up: Scripted, reader: Any, writer: Any, n: int) -> None:
-        await up.read_head(reader, n)
-        writer.write(answer)
-        await writer.drain()
-
-    async with scripted(cut) as up:
+    async with scripted(answers_once(answer)) as up:
         with pytest.raises(UpstreamUnavailable) as info:
             await fetch(up.client, "GET", up.url + "/")
         assert info.value.reason == "upstream_read_error"
@@ -193,13 +199,7 @@ async def test_a_body_cut_short_is_a_read_error_never_a_short_body(answer) -> No
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
 ])
 async def test_an_unparsable_or_ambiguous_response_is_upstream_unavailable(answer) -> None:
-    async def bad(up: Scripted, reader: Any, writer: Any, n: int) -> None:
-        await up.read_head(reader, n)
-        writer.write(answer)
-        await writer.drain()
-        await asyncio.sleep(1)
-
-    async with scripted(bad) as up:
+    async with scripted(answers_once(answer, then_wait=1)) as up:
         with pytest.raises(UpstreamUnavailable):
             await fetch(up.client, "GET", up.url + "/")
 

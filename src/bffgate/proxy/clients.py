@@ -6,25 +6,21 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable
 
-from bffgate.config.errors import ConfigError
 from bffgate.config.model import UpstreamClientChoice
 from bffgate.proxy.forward import AiohttpUpstream, UpstreamClient
+from bffgate.speedups import with_httptools
 
 CHOICES: tuple[str, ...] = typing.get_args(UpstreamClientChoice)
 
 
 def upstream_client_factory(choice: str) -> Callable[[], UpstreamClient]:
     """auto: httptools' when installed (the image, the ``speed`` extra), else aiohttp's."""
-    if choice not in CHOICES:
-        raise ConfigError([f"server.upstream_client: must be one of {', '.join(CHOICES)}; "
-                           f"got {choice!r}"])
-    if choice == "aiohttp":
-        return AiohttpUpstream
-    try:
-        from bffgate.proxy.h1client import H1Upstream  # httptools: the speed extra
-    except ImportError:
-        if choice == "httptools":
-            raise ConfigError(["server.upstream_client: httptools is not installed; install "
-                               "bffgate[speed] or set it to auto or aiohttp"]) from None
-        return AiohttpUpstream
+    plain: Callable[[], UpstreamClient] = AiohttpUpstream
+    return with_httptools("server.upstream_client", choice, CHOICES, plain_name="aiohttp",
+                          plain=plain, load=_h1)
+
+
+def _h1() -> Callable[[], UpstreamClient]:
+    from bffgate.proxy.h1client import H1Upstream  # httptools: the speed extra
+
     return H1Upstream

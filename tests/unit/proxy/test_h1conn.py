@@ -19,6 +19,15 @@ def connected() -> tuple[H1Connection, FakeTransport]:
     return conn, transport
 
 
+async def answered(response: bytes) -> H1Connection:
+    """A GET answered with ``response`` (whose head must be whole)."""
+    conn, _ = connected()
+    head = conn.start(b"GET / HTTP/1.1\r\n\r\n", head_only=False)
+    conn.data_received(response)
+    assert await head >= 200
+    return conn
+
+
 def body_of(conn: H1Connection) -> bytes:
     return conn.take()
 
@@ -105,10 +114,7 @@ async def test_a_body_delimited_by_the_end_of_the_connection() -> None:
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
 ])
 async def test_a_body_cut_short_is_an_error_not_a_short_body(cut) -> None:
-    conn, _ = connected()
-    head = conn.start(b"GET / HTTP/1.1\r\n\r\n", head_only=False)
-    conn.data_received(cut)
-    assert await head == 200
+    conn = await answered(cut)
     conn.connection_lost(None)
     assert not conn.complete
     assert isinstance(conn.error, UpstreamClosed) and not conn.error.before_response
@@ -137,10 +143,7 @@ async def test_an_unparsable_response_fails_the_exchange() -> None:
     b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
 ])
 async def test_a_response_that_ends_the_connection_is_not_kept_alive(response) -> None:
-    conn, _ = connected()
-    head = conn.start(b"GET / HTTP/1.1\r\n\r\n", head_only=False)
-    conn.data_received(response)
-    await head
+    conn = await answered(response)
     assert conn.complete and not conn.keep_alive
 
 
