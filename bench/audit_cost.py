@@ -7,6 +7,7 @@ as ``endpoints/api.py`` does after a proxied call. Reports µs per line: wall ti
 process's CPU time (the sink's reader, ``cat`` in its own process, is not counted).
 
     python bench/audit_cost.py                  # 20,000 lines to a pipe read by `cat >/dev/null`
+    python bench/audit_cost.py --flush-interval 0   # each line its own write (default: 0.1 s)
     python bench/audit_cost.py --sink file      # to a temporary file instead
     python bench/audit_cost.py -n 50000 --rounds 5
     python bench/audit_cost.py --kinds proxied,secret,plain   # which lines to time
@@ -21,6 +22,7 @@ non-audit log line with a free-form message), ``ocsf`` (``login.succeeded`` with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import os
@@ -99,10 +101,11 @@ def time_lines(emit: Callable[[], None], n: int) -> tuple[float, float]:
     return wall / n * 1e6, cpu / n * 1e6
 
 
-def configure(stream: TextIO, audit_format: str) -> None:
+def configure(stream: TextIO, audit_format: str, flush_interval: float) -> None:
     try:
-        logs.configure_logging("info", "json", stream=stream, audit_format=audit_format)  # type: ignore[call-arg]
-    except TypeError:  # before log.audit_format existed
+        logs.configure_logging("info", "json", stream=stream, audit_format=audit_format,  # type: ignore[call-arg]
+                               flush_interval=flush_interval)
+    except TypeError:  # before log.audit_format / log.flush_interval existed
         logs.configure_logging("info", "json", stream=stream)
 
 
@@ -112,7 +115,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sink", choices=["pipe", "file"], default="pipe")
     ap.add_argument("--kinds", default="proxied,secret,plain,ocsf")
+    ap.add_argument("--flush-interval", type=float, default=0.1,
+                    help="log.flush_interval: 0.1 s is the default a gateway runs with (lines "
+                         "leave 64 KiB at a time); 0 writes each line at once")
     args = ap.parse_args()
+    if args.flush_interval > 0:  # lines are held only when written on an event loop
+        async def on_loop() -> None:
+            run(args)
+
+        asyncio.run(on_loop())
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     kinds = args.kinds.split(",")
     redactions: list[int] = []
     logs.on_redaction(redactions.append)
@@ -121,7 +137,7 @@ def main() -> None:
         log = logs.get_logger("bench")
         for _ in range(args.rounds):
             for kind in kinds:  # interleaved
-                configure(stream, "ocsf" if kind == "ocsf" else "json")
+                configure(stream, "ocsf" if kind == "ocsf" else "json", args.flush_interval)
                 log = logs.get_logger("bench")
                 if kind == "secret":
                     bind(f"/api/orders/42?code=SplxlOBeZQQYbYS6WxSbIA&t={JWT}", f"{UA} {JWT}")
@@ -135,7 +151,9 @@ def main() -> None:
                     sys.exit("the secret line was not redacted: the bench is measuring the wrong thing")
                 stream.flush()
         structlog.contextvars.clear_contextvars()
+        logs.flush()  # the lines still held, while the sink is open
     print(f"audit_cost.py: {args.n:,} lines x {args.rounds} rounds to a {args.sink}, "
+          f"log.flush_interval {args.flush_interval:g} s, "
           f"Python {sys.version.split()[0]}, structlog {structlog.__version__}")
     print(f"{'line':<10} {'wall µs/line (median)':>22} {'CPU µs/line (median)':>22}  rounds (wall)")
     for kind, rows in results.items():
