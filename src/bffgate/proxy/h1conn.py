@@ -24,6 +24,9 @@ from collections.abc import Callable
 import httptools
 
 HIGH_WATER = 256 * 1024  # buffered response bytes above which reading pauses
+# A response head larger than this is refused (llhttp sets no bound of its own; aiohttp's
+# client allows 8 KiB a line): an upstream cannot make the gateway buffer headers forever.
+MAX_HEAD_BYTES = 64 * 1024
 
 
 class UpstreamClosed(ConnectionError):
@@ -62,6 +65,7 @@ class H1Connection(asyncio.Protocol):
         self._informational = False
         self._until_eof = False
         self._received = False
+        self._head_bytes = 0
         self.reusable = True
 
     # --- the exchange, as the pool drives it -------------------------------------------
@@ -183,6 +187,12 @@ class H1Connection(asyncio.Protocol):
         if self.complete:  # a second response: nothing asked for it
             self.reusable = False
             return
+        if self.status:  # trailers of a chunked body: not forwarded (as aiohttp's client)
+            return
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise UpstreamClosed(f"response head over {MAX_HEAD_BYTES} bytes",
+                                 before_response=False)
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:

@@ -171,3 +171,21 @@ async def test_wait_times_out_and_wakes_on_body_bytes() -> None:
     conn.data_received(b"data")
     await asyncio.wait_for(waiting, 1)
     assert conn.complete and conn.take() == b"data"
+
+
+async def test_a_response_head_too_large_is_refused() -> None:
+    conn, transport = connected()
+    head = conn.start(b"GET / HTTP/1.1\r\n\r\n", head_only=False)
+    conn.data_received(b"HTTP/1.1 200 OK\r\n")
+    for i in range(70):
+        conn.data_received(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1024))
+    with pytest.raises(UpstreamClosed):
+        await head
+    assert transport.closed and not conn.reusable
+
+
+async def test_trailers_are_not_headers() -> None:
+    conn = await answered(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"2\r\nok\r\n0\r\nX-Checksum: abc\r\n\r\n")
+    assert conn.headers == [(b"transfer-encoding", b"chunked")]
+    assert conn.complete and conn.reusable and conn.take() == b"ok"
