@@ -3,9 +3,9 @@
 
 Why not aiohttp's client (``AiohttpUpstream``, still selectable with
 ``server.upstream_client = "aiohttp"``): a proxied call through it cost ~200 µs of CPU in
-aiohttp's request machinery against ~50 µs here (bench/README.md, "upstream client"), the
-largest single cost of a call. The parser is not ours; what is here is what a forwarding
-proxy must decide anyway, and the same rules as before:
+aiohttp's request machinery against ~50 µs here (bench/README.md, stack_candidates.py,
+"What was adopted instead"), the largest single cost of a call. The parser is not ours;
+what is here is what a forwarding proxy must decide anyway, and the same rules as before:
 
 * the request goes out as received: the target byte for byte (bytes above 0x7f
   percent-encoded, a control character refused as ``unsendable_request``), the headers
