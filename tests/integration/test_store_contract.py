@@ -64,3 +64,31 @@ class TestRedisStoreOverUnixSocket(StoreContract):
         await s._r.flushdb()
         yield s
         await s.close()
+
+
+async def test_pooled_connections_dead_after_a_redis_restart_are_reconnected() -> None:
+    """Redis restarts (an upgrade, a failover to the same address): every connection the
+    pool holds is dead. The next commands reconnect and succeed; before, each dead pooled
+    connection failed one command with a 503 (redis-py retries nothing by default)."""
+    import asyncio
+
+    from bffgate.store.redis import create_redis_client
+    from support.redis import RedisServer
+
+    server = RedisServer(appendonly=True).start()
+    store = RedisStore(create_redis_client(server.url, max_connections=8, timeout=1),
+                       key_prefix="restart:", max_concurrency=8)
+    try:
+        await store.create_session("k", b"d", now_ms=0, idle_ms=10**9,
+                                   absolute_expiry_ms=10**12, sub="s", idp_sid=None)
+        # Several connections in the pool, all idle and alive.
+        await asyncio.gather(*[store.load_session("k", now_ms=1, idle_ms=10**9)
+                               for _ in range(8)])
+        server.stop()
+        server.start()
+        results = await asyncio.gather(*[store.load_session("k", now_ms=2, idle_ms=10**9)
+                                         for _ in range(8)])
+        assert all(r is not None for r in results)
+    finally:
+        await store.close()
+        server.close()
