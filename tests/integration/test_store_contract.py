@@ -89,6 +89,13 @@ async def test_pooled_connections_dead_after_a_redis_restart_are_reconnected() -
         results = await asyncio.gather(*[store.load_session("k", now_ms=2, idle_ms=10**9)
                                          for _ in range(8)])
         assert all(r is not None for r in results)
+        # The refresh lease lock too (redis-py's Lock, outside the store's commands).
+        await asyncio.gather(*[store.load_session("k", now_ms=3, idle_ms=10**9)
+                               for _ in range(8)])
+        server.stop()
+        server.start()
+        locks = [store.refresh_lock(f"lease-{i}", 5.0) for i in range(8)]
+        assert all(await asyncio.gather(*[lock.acquire(1.0) for lock in locks]))
     finally:
         await store.close()
         server.close()

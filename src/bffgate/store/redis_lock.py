@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis.asyncio.lock import Lock
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, RedisError
 
 from bffgate.errors import StoreUnavailable
@@ -16,13 +17,21 @@ class RedisLock:
 
     async def acquire(self, wait_seconds: float) -> bool:
         try:
-            return bool(await self._lock.acquire(blocking=True, blocking_timeout=wait_seconds))
+            try:
+                return bool(await self._lock.acquire(blocking=True,
+                                                     blocking_timeout=wait_seconds))
+            except RedisConnectionError:  # a dead pooled connection: once more (RedisStore._call)
+                return bool(await self._lock.acquire(blocking=True,
+                                                     blocking_timeout=wait_seconds))
         except RedisError as exc:
             raise StoreUnavailable(reason="redis_error") from exc
 
     async def extend(self) -> bool:
         try:
-            return bool(await self._lock.reacquire())
+            try:
+                return bool(await self._lock.reacquire())
+            except RedisConnectionError:  # as acquire
+                return bool(await self._lock.reacquire())
         except LockError:
             return False
         except RedisError as exc:
