@@ -45,10 +45,6 @@ class CoalescingTransport:
         if held and not self._transport.is_closing():
             self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
-    def flush(self) -> None:
-        """Write what is held now."""
-        self._flush()
-
     def close(self) -> None:
         self._flush()
         self._transport.close()

@@ -68,6 +68,11 @@ class OutgoingBody:
         self._body = body
         self.whole = body is None
 
+    @property
+    def chunked(self) -> bool:
+        """A body without a Content-Length: it goes out chunked."""
+        return self._body is not None and self._declared is None
+
     def chunks(self) -> AsyncIterator[bytes] | None:
         return None if self._body is None else self._counted(self._body)
 

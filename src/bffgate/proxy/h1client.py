@@ -138,8 +138,7 @@ class H1Upstream:
         outgoing = OutgoingBody(body, headers)
         origin, target = _split(url)
         pool = self._pool(origin)
-        head = self._head(method, target, pool, headers, chunked=(
-            body is not None and not any(k.lower() == b"content-length" for k, _ in headers)))
+        head = self._head(method, target, pool, headers, chunked=outgoing.chunked)
         retry = body is None and method in _IDEMPOTENT
         while True:
             conn, reused = await pool.acquire(timeouts.connect)
@@ -177,19 +176,17 @@ class H1Upstream:
         status = conn.start(head, head_only=method == "HEAD")
         chunks = outgoing.chunks()
         upload = None if chunks is None else loop.create_task(
-            _upload(conn, chunks, chunked=b"transfer-encoding: chunked" in head))
+            _upload(conn, chunks, chunked=outgoing.chunked))
         if upload is not None:
             upload.add_done_callback(functools.partial(_upload_done, conn))
-        timer = loop.call_later(timeouts.response, conn.expire_head)
+        timer = loop.call_later(timeouts.response, conn.fail_head, TimeoutError())
         try:
             await status
-        except TimeoutError:
+        except BaseException as exc:  # no response: the upload has nothing left to do
             if upload is not None:
                 upload.cancel()
-            raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from None
-        except UpstreamClosed:
-            if upload is not None:
-                upload.cancel()
+            if isinstance(exc, TimeoutError):
+                raise outgoing.error or UpstreamTimeout(reason="upstream_timeout") from None
             raise
         finally:
             timer.cancel()

@@ -119,14 +119,10 @@ class H1Connection(asyncio.Protocol):
                 timer.cancel()
 
     def fail_head(self, error: BaseException) -> None:
-        """The exchange failed on the way out (the upload broke): the head future fails."""
+        """The exchange failed before the response's head came (the upload broke, or the
+        response timeout ran out: TimeoutError): the head future fails with ``error``."""
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
-
-    def expire_head(self) -> None:
-        """The response timeout ran out: the head future fails with TimeoutError."""
-        if self._head is not None and not self._head.done():
-            self._head.set_exception(TimeoutError())
 
     def close(self) -> None:
         self.reusable = False
