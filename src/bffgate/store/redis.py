@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bffgate.errors import StoreUnavailable
@@ -34,6 +33,7 @@ from bffgate.store.base import SessionChanges, StoredSession
 from bffgate.store.redis_changes import follow_changes
 from bffgate.store.redis_client import POOL_HEADROOM as POOL_HEADROOM
 from bffgate.store.redis_client import create_redis_client as create_redis_client
+from bffgate.store.redis_client import once_more_if_dead
 from bffgate.store.redis_lock import RedisLock
 from bffgate.store.redis_peek import RedisPeek
 
@@ -89,15 +89,7 @@ class RedisStore(RedisPeek):
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             async with self._slots:
-                try:
-                    return await fn()
-                except RedisConnectionError:
-                    # A pooled connection found dead (Redis restarted, a proxy dropped it):
-                    # once more, on a connection the pool opens anew, rather than a 503.
-                    # Connection errors only, never a timeout (a command that timed out
-                    # may have run). Not for the change feed's subscription, which must
-                    # see its own breaks (bffgate.store.redis_changes).
-                    return await fn()
+                return await once_more_if_dead(fn)
         except (TimeoutError, RedisError, OSError) as exc:
             if self._on_error:
                 self._on_error()

@@ -3,12 +3,16 @@ with the pool and retry settings the store relies on."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+T = TypeVar("T")
 
 POOL_HEADROOM = 32  # connections beyond the store's command limit, for lock polling
 
@@ -49,3 +53,14 @@ def create_redis_client(
 def _plain(value: Any) -> str:
     """Config secrets arrive as ``Secret``; redis-py wants the string."""
     return str(value.get()) if hasattr(value, "get") else str(value)
+
+
+async def once_more_if_dead(fn: Callable[[], Awaitable[T]]) -> T:
+    """``fn()``, sent once more when it meets a dead pooled connection (Redis restarted, a
+    proxy dropped it): the pool opens a new one rather than the call failing. Connection
+    errors only, never a timeout (a command that timed out may have run). Not for the
+    change feed's subscription, which must see its own breaks (store.redis_changes)."""
+    try:
+        return await fn()
+    except RedisConnectionError:
+        return await fn()

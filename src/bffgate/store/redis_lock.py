@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from redis.asyncio.lock import Lock
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, RedisError
 
 from bffgate.errors import StoreUnavailable
+from bffgate.store.redis_client import once_more_if_dead
 
 
 class RedisLock:
@@ -17,21 +17,14 @@ class RedisLock:
 
     async def acquire(self, wait_seconds: float) -> bool:
         try:
-            try:
-                return bool(await self._lock.acquire(blocking=True,
-                                                     blocking_timeout=wait_seconds))
-            except RedisConnectionError:  # a dead pooled connection: once more (RedisStore._call)
-                return bool(await self._lock.acquire(blocking=True,
-                                                     blocking_timeout=wait_seconds))
+            return bool(await once_more_if_dead(lambda: self._lock.acquire(
+                blocking=True, blocking_timeout=wait_seconds)))
         except RedisError as exc:
             raise StoreUnavailable(reason="redis_error") from exc
 
     async def extend(self) -> bool:
         try:
-            try:
-                return bool(await self._lock.reacquire())
-            except RedisConnectionError:  # as acquire
-                return bool(await self._lock.reacquire())
+            return bool(await once_more_if_dead(self._lock.reacquire))
         except LockError:
             return False
         except RedisError as exc:
