@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,13 +55,11 @@ def main() -> None:
     p.add_argument("--client", choices=("aiohttp", "pyreqwest"), default="aiohttp")
     args = p.parse_args()
 
-    from _gateway import bench_overrides  # bench/, beside this script
+    from _gateway import bench_overrides, started_gateway  # bench/, beside this script
 
-    from bffgate.app import Gateway
     from bffgate.config import load_settings
     from bffgate.logs import configure_logging
     from bffgate.server import run, serve_all
-    from bffgate.session.model import NewTokens
 
     configure_logging("warning")
     listen = f"127.0.0.1:{args.port}"
@@ -71,13 +67,7 @@ def main() -> None:
         args.port, f"redis://127.0.0.1:{args.redis_port}/0", args.upstream))
 
     async def serve() -> None:
-        gw = Gateway(settings, upstream_factory=upstream_factory(args.client))
-        await gw.start(warm_idp=False)
-        cookie, _ = await gw.sessions.create(
-            NewTokens("bench-access-token", None, None, time.time() + 3600),
-            sub="bench", idp_sid=None, claims={"sub": "bench"})
-        sys.stdout.write(cookie + "\n")
-        sys.stdout.flush()
+        gw = await started_gateway(settings, upstream_factory(args.client))
         try:
             if args.server == "granian":
                 await serve_granian(gw.public, args.port)

@@ -66,6 +66,25 @@ def bench_overrides(port: int, redis_url: str, upstream: str,
     }
 
 
+async def started_gateway(settings: Any, client: Callable[[], Any]) -> Any:
+    """A started Gateway forwarding with ``client``, one hot session created through its
+    session service, the session cookie printed on stdout (the bench parent reads that
+    line), and the collector set as ``bffgate serve`` sets it once started."""
+    from bffgate.app import Gateway
+    from bffgate.server import tune_gc
+    from bffgate.session.model import NewTokens
+
+    gw = Gateway(settings, upstream_factory=client)
+    await gw.start(warm_idp=False)
+    cookie, _ = await gw.sessions.create(
+        NewTokens("bench-access-token", None, None, time.time() + 3600),
+        sub="bench", idp_sid=None, claims={"sub": "bench"})
+    sys.stdout.write(cookie + "\n")
+    sys.stdout.flush()
+    tune_gc()
+    return gw
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -79,11 +98,9 @@ def main() -> None:
     p.add_argument("--cprofile", help="write cProfile stats here at shutdown")
     args = p.parse_args()
 
-    from bffgate.app import Gateway
     from bffgate.config import load_settings
     from bffgate.logs import configure_logging
-    from bffgate.server import serve_all, tune_gc
-    from bffgate.session.model import NewTokens
+    from bffgate.server import serve_all
 
     configure_logging(args.log_level)
     listen = f"127.0.0.1:{args.port}"
@@ -97,14 +114,7 @@ def main() -> None:
         profiler = cProfile.Profile()
 
     async def run() -> None:
-        gw = Gateway(settings, upstream_factory=upstream_factory(args.client))
-        await gw.start(warm_idp=False)
-        cookie, _ = await gw.sessions.create(
-            NewTokens("bench-access-token", None, None, time.time() + 3600),
-            sub="bench", idp_sid=None, claims={"sub": "bench"})
-        sys.stdout.write(cookie + "\n")
-        sys.stdout.flush()
-        tune_gc()  # as `bffgate serve` does once started
+        gw = await started_gateway(settings, upstream_factory(args.client))
         if profiler is not None:
             profiler.enable()
         try:
