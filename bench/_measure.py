@@ -11,9 +11,26 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+
+# --------------------------------------------------------------------------- gateways
+def cookie_line(proc: Any, what: str, timeout: float = 30.0) -> str:
+    """The session cookie a bench gateway (``_gateway.started_gateway``) prints as its first
+    stdout line; RuntimeError naming ``what`` and the end of its log when none comes in
+    ``timeout`` seconds."""
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    cookie = out[0].decode().strip() if out else ""
+    if not cookie.startswith("v1."):
+        raise RuntimeError(f"{what}: expected a session cookie on stdout within {timeout:g} s, "
+                           f"got {cookie[:80]!r}; its log ends with:\n{proc.tail()}")
+    return cookie
 
 
 # --------------------------------------------------------------------------- CPU

@@ -71,6 +71,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's process helpe
 from _measure import (  # noqa: E402  (shared with compare.py)
     WRK_LUA,
     busy_jiffies,
+    cookie_line,
     cpu_seconds,
     pyspy_profile,
     upstream_connections,
@@ -116,28 +117,10 @@ def start_gateway(procs: ProcessGroup, name: str, client: str, upstream_port: in
     if asyncio_loop:
         argv.append("--asyncio-loop")
     p = procs.start(f"gateway-{name}", argv, stdout_pipe=True)  # stderr: its log file
-    try:
-        line = _readline_timeout(p, 20.0)
-    except RuntimeError:
-        line = ""
-    cookie = line.strip()
-    if not cookie.startswith("v1."):
-        raise RuntimeError(f"gateway {name}: expected a cookie value on stdout, got "
-                           f"{line[:80]!r}; its stderr ends with:\n{p.tail()}")
-    gw = Gateway(name, port, p, cookie)
+    gw = Gateway(name, port, p, cookie_line(p, f"gateway {name}", 20.0))
     threading.Thread(target=gw.drain, daemon=True).start()
     p.wait_ready(port_open(port), timeout=15, what="listening")
     return gw
-
-
-def _readline_timeout(p: ChildProcess, timeout: float) -> str:
-    out: list[bytes] = []
-    t = threading.Thread(target=lambda: out.append(p.stdout.readline()), daemon=True)
-    t.start()
-    t.join(timeout)
-    if not out:
-        raise RuntimeError(f"no cookie line from {p.args!r} within {timeout}s")
-    return out[0].decode()
 
 
 # --------------------------------------------------------------------------- HTTP checks

@@ -268,14 +268,9 @@ def start_gateway(stack: Stack, name: str, up_port: int, redis: ChildProcess,
         sys.executable, str(HERE / "_gateway.py"), "--port", str(port), "--upstream",
         f"http://127.0.0.1:{up_port}", "--redis-port", str(redis_port), "--log-level",
         log_level], stdout_pipe=True, env=env)
-    box: list[bytes] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(30)
-    cookie = box[0].decode().strip() if box else ""
-    if not cookie.startswith("v1."):
-        raise RuntimeError(f"gateway {name}: no cookie line: {cookie[:80]!r}\n{proc.tail()}")
-    gw = Gw(name, port, proc, cookie, redis, redis_port)
+    from _measure import cookie_line
+
+    gw = Gw(name, port, proc, cookie_line(proc, f"gateway {name}"), redis, redis_port)
     threading.Thread(target=gw.drain, daemon=True).start()
     proc.wait_ready(port_open(port), timeout=15, what="listening")
     return gw

@@ -31,12 +31,11 @@ import json
 import os
 import statistics
 import sys
-import threading
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from _measure import WRK_LUA, busy_jiffies, tree_cpu_seconds, wrk
+from _measure import WRK_LUA, busy_jiffies, cookie_line, tree_cpu_seconds, wrk
 from _stack import HERE, ChildProcess, Stack, free_port, log, machine, source_env
 
 from support.processes import port_open
@@ -81,13 +80,7 @@ def start(stack: Stack, key: str, up_port: int) -> Variant:
         sys.executable, str(HERE / "_candidate_gateway.py"), "--port", str(port),
         "--upstream", f"http://127.0.0.1:{up_port}", "--redis-port", str(redis_port),
         "--server", server, "--client", client], env=env, stdout_pipe=True)
-    out: list[bytes] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(30)
-    cookie = out[0].decode().strip() if out else ""
-    if not cookie.startswith("v1."):
-        raise RuntimeError(f"{key}: no session cookie on stdout; log ends:\n{proc.tail()}")
+    cookie = cookie_line(proc, key)
     proc.wait_ready(port_open(port), timeout=15, what="listening")
     return Variant(key, label, port, proc, cookie)
 
