@@ -7,20 +7,12 @@ from typing import Any
 
 import pytest
 
-from bffgate.config import ConfigError, load_settings
-
-BASE: dict[str, Any] = {
-    "server": {"public_url": "https://app.example.com"},
-    "oidc": {"issuer": "https://idp.example.com", "client_id": "bffgate",
-             "client_secret": "s3cret-value"},
-    "cookie": {"secret_keys": ["k" * 32]},
-    "session": {"store": "memory"},
-}
+from bffgate.config import ConfigError
+from support.config_cases import load
 
 
 def _interval(value: Any = None) -> float:
-    overrides = {**BASE, "log": {} if value is None else {"flush_interval": value}}
-    return load_settings(environ={}, overrides=overrides).log.flush_interval
+    return load({"log": {} if value is None else {"flush_interval": value}}).log.flush_interval
 
 
 def test_default_and_accepted_values() -> None:

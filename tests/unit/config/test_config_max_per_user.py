@@ -7,20 +7,12 @@ from typing import Any
 
 import pytest
 
-from bffgate.config import ConfigError, load_settings
-
-BASE: dict[str, Any] = {
-    "server": {"public_url": "https://app.example.com"},
-    "oidc": {"issuer": "https://idp.example.com", "client_id": "bffgate",
-             "client_secret": "s3cret-value"},
-    "cookie": {"secret_keys": ["k" * 32]},
-    "session": {"store": "memory"},
-}
+from bffgate.config import ConfigError
+from support.config_cases import load
 
 
 def _limit(environ: dict[str, str] | None = None, **session: Any) -> int:
-    overrides = {**BASE, "session": {**BASE["session"], **session}}
-    return load_settings(environ=environ or {}, overrides=overrides).session.max_per_user
+    return load({"session": {"store": "memory", **session}}, environ).session.max_per_user
 
 
 def test_unlimited_unless_set() -> None:
