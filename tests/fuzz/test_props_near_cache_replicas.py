@@ -177,16 +177,22 @@ class Replicas(RuleBasedStateMachine):
         assert p[0].done()
         self.pending[r] = None
 
-    @rule(r=R, s=S)
-    def rotate(self, r: int, s: int) -> None:
-        """Replica r refreshes session s: re-reads it and saves new tokens (compare-and-set)."""
-        if self.current[s] is None:
-            return
+    def _fresh(self, r: int, s: int) -> tuple[Any, Any]:
+        """Replica r's service and session s as it reads it from the store (a writer always
+        starts from the stored record, never from its near-cache)."""
         svc = self.replicas[r]
         handle = svc.decode_cookie(self.cookies[s])
         assert handle is not None
         fresh = self.run(svc.load(handle))
         assert fresh is not None
+        return svc, fresh
+
+    @rule(r=R, s=S)
+    def rotate(self, r: int, s: int) -> None:
+        """Replica r refreshes session s: re-reads it and saves new tokens (compare-and-set)."""
+        if self.current[s] is None:
+            return
+        svc, fresh = self._fresh(r, s)
         token = f"at-{s}-{fresh.generation + 1}"
         self.writer = r
         saved = self.run(svc.replace_tokens(fresh, NewTokens(token, None, None,
@@ -202,11 +208,7 @@ class Replicas(RuleBasedStateMachine):
         """Replica r ends session s (logout there, or an admin revoke)."""
         if self.current[s] is None:
             return
-        svc = self.replicas[r]
-        handle = svc.decode_cookie(self.cookies[s])
-        assert handle is not None
-        fresh = self.run(svc.load(handle))
-        assert fresh is not None
+        svc, fresh = self._fresh(r, s)
         self.writer = r
         assert self.run(svc.destroy(fresh))
         self.writer = None
