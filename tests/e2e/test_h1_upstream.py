@@ -34,6 +34,7 @@ class Scripted:
         self.heads: list[tuple[int, bytes]] = []
         self.connections = 0
         self.server: asyncio.Server | None = None
+        self.client = H1Upstream()  # the gateway's client, pointed at this server
 
     async def read_head(self, reader: asyncio.StreamReader, number: int) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -59,12 +60,10 @@ async def scripted(handler: Callable[[Scripted, asyncio.StreamReader, asyncio.St
     up = Scripted(lambda r, w, n: handler(box[0], r, w, n))
     box.append(up)
     up.server = await asyncio.start_server(up._serve, "127.0.0.1", 0)
-    client = H1Upstream()
-    up.client = client  # type: ignore[attr-defined]
     try:
         yield up
     finally:
-        await client.close()
+        await up.client.close()
         up.server.close()
 
 
