@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from bffgate.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
+from bffgate.errors import BadRequest, ClientAborted, UpstreamTimeout, UpstreamUnavailable
 from bffgate.proxy import h1pool
+from bffgate.proxy.forward import AiohttpUpstream
 from bffgate.proxy.h1client import H1Upstream
 from bffgate.proxy.timeouts import Timeouts
 from support.pki import write_pki
@@ -22,6 +23,7 @@ from support.pki import write_pki
 pytestmark = pytest.mark.e2e
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+Upstream = H1Upstream | AiohttpUpstream  # server.upstream_client's two choices
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
@@ -29,12 +31,12 @@ class Scripted:
     """A TCP server on 127.0.0.1; ``handler(reader, writer, connection number)``. Keeps the
     request heads it read, with their connection numbers."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, client: Upstream | None = None) -> None:
         self.handler = handler
         self.heads: list[tuple[int, bytes]] = []
         self.connections = 0
         self.server: asyncio.Server | None = None
-        self.client = H1Upstream()  # the gateway's client, pointed at this server
+        self.client = client or H1Upstream()  # the gateway's client, pointed at this server
 
     async def read_head(self, reader: asyncio.StreamReader, number: int) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -55,9 +57,10 @@ class Scripted:
 
 @contextlib.asynccontextmanager
 async def scripted(handler: Callable[[Scripted, asyncio.StreamReader, asyncio.StreamWriter,
-                                      int], Awaitable[None]]) -> AsyncIterator[Scripted]:
+                                      int], Awaitable[None]],
+                   client: Upstream | None = None) -> AsyncIterator[Scripted]:
     box: list[Scripted] = []
-    up = Scripted(lambda r, w, n: handler(box[0], r, w, n))
+    up = Scripted(lambda r, w, n: handler(box[0], r, w, n), client)
     box.append(up)
     up.server = await asyncio.start_server(up._serve, "127.0.0.1", 0)
     try:
@@ -67,7 +70,7 @@ async def scripted(handler: Callable[[Scripted, asyncio.StreamReader, asyncio.St
         up.server.close()
 
 
-async def fetch(client: H1Upstream, method: str, url: str, *, body: Any = None,
+async def fetch(client: Upstream, method: str, url: str, *, body: Any = None,
                 headers: list[tuple[bytes, bytes]] | None = None,
                 timeout: Timeouts | float = 5) -> tuple[int, bytes]:
     resp = await client.send(method, url, headers or [], body, timeout)
@@ -146,6 +149,35 @@ async def test_a_request_with_a_body_is_never_sent_twice() -> None:
         with pytest.raises(UpstreamUnavailable):
             await fetch(up.client, "POST", up.url + "/p", body=body(), headers=headers)
         assert len(up.heads) == 2
+
+
+@pytest.mark.parametrize("client_class", [H1Upstream, AiohttpUpstream], ids=["httptools", "aiohttp"])
+async def test_a_body_that_breaks_before_its_first_byte_sends_nothing_upstream(
+        client_class: type[Upstream]) -> None:
+    """The head waits for the body's first bytes: a client that leaves (or whose body is
+    refused) before sending any costs the upstream no half request. A body that breaks
+    later leaves the upstream a cut request, never one that looks whole."""
+    received: dict[int, bytes] = {}
+
+    async def record(up: Scripted, reader: Any, writer: Any, n: int) -> None:
+        received[n] = await reader.read()  # until the gateway closes
+
+    async def broken(after: list[bytes]) -> AsyncIterator[bytes]:
+        for chunk in after:
+            yield chunk
+        raise ClientAborted(reason="client_disconnected")
+
+    async with scripted(record, client_class()) as up:
+        for number, sent in [(1, []), (2, [b"hello"])]:
+            with pytest.raises(ClientAborted):
+                await up.client.send("POST", up.url + "/p", [], broken(sent), 5)
+            for _ in range(100):
+                if number in received:
+                    break
+                await asyncio.sleep(0.01)
+        assert received[1] == b""
+        assert received[2].startswith(b"POST /p HTTP/1.1\r\n")
+        assert received[2].lower().endswith(b"\r\n\r\n5\r\nhello\r\n")  # no last chunk
 
 
 async def test_no_response_head_in_time_is_upstream_timeout() -> None:

@@ -173,8 +173,8 @@ class H1Upstream:
     async def _exchange(self, pool: Pool, conn: H1Connection, method: str, head: bytes,
                         outgoing: OutgoingBody, timeouts: Timeouts) -> H1Response:
         loop = asyncio.get_running_loop()
-        status = conn.start(head, head_only=method == "HEAD")
         chunks = outgoing.chunks()
+        status = conn.start(head, head_only=method == "HEAD", body_follows=chunks is not None)
         upload = None if chunks is None else loop.create_task(
             _upload(conn, chunks, chunked=outgoing.chunked))
         if upload is not None:
@@ -199,12 +199,14 @@ class H1Upstream:
 
 
 async def _upload(conn: H1Connection, chunks: AsyncIterator[bytes], *, chunked: bool) -> None:
+    """The body after the head (which goes out with its first bytes, or with its end when
+    it is empty). A body that breaks raises before the end is written: the upstream never
+    sees a cut body as a whole one."""
     async for chunk in chunks:
         if chunk:
             conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
             await conn.drain()
-    if chunked:
-        conn.write(b"0\r\n\r\n")
+    conn.write(b"0\r\n\r\n" if chunked else b"")
 
 
 def _upload_done(conn: H1Connection, task: asyncio.Task[None]) -> None:

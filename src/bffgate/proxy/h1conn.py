@@ -66,22 +66,35 @@ class H1Connection(asyncio.Protocol):
         self._until_eof = False
         self._received = False
         self._head_bytes = 0
+        self._held = b""  # a request head not sent yet (start's body_follows)
         self.reusable = True
 
     # --- the exchange, as the pool drives it -------------------------------------------
 
-    def start(self, head: bytes, *, head_only: bool) -> asyncio.Future[int]:
-        """Write a request head; the future is the response's status, set when its head is in."""
+    def start(self, head: bytes, *, head_only: bool, body_follows: bool = False
+              ) -> asyncio.Future[int]:
+        """Send a request head; the future is the response's status, set when its head is in.
+
+        With ``body_follows`` the head is held and goes out with the body's first ``write``
+        (one write instead of two), so a request whose body breaks before its first byte
+        reaches the upstream not at all, not as a head followed by a closed connection."""
         self._reset()
         self._head_only = head_only
         self._parser = httptools.HttpResponseParser(self)
         self._head = self._loop.create_future()
         assert self.transport is not None
-        self.transport.write(head)
+        if body_follows:
+            self._held = head
+        else:
+            self.transport.write(head)
         return self._head
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        """Body bytes (after the held head, if it has not gone out yet); ``b""`` sends just
+        the held head."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        if data and self.transport is not None and not self.closed:
             self.transport.write(data)
 
     async def drain(self) -> None:
