@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 from starlette.types import ASGIApp
 
-from bffgate import logs
+from bffgate import idp_http, logs
 from bffgate.clock import Clock, SystemClock
 from bffgate.config import ConfigError, Settings
 from bffgate.crypto.cookie_codec import CookieCodec
@@ -106,8 +106,9 @@ class Gateway:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self.idp_http = httpx.AsyncClient(
             timeout=httpx.Timeout(s.oidc.http_timeout, connect=min(5.0, s.oidc.http_timeout)),
-            follow_redirects=False, transport=self.tracing.idp_transport(idp_transport, limits),
-            trust_env=False, limits=limits)
+            follow_redirects=False, trust_env=False, limits=limits,
+            transport=self.tracing.idp_transport(
+                idp_transport or idp_http.idp_transport(s.server.upstream_client, limits)))
         self.discovery = Discovery(self.idp_http, s.oidc.issuer, self.clock, s.oidc.metadata_ttl)
         rp = RelyingParty(
             issuer=s.oidc.issuer, client_id=s.oidc.client_id,

@@ -37,7 +37,6 @@ from bffgate.oidc.errors import (
 from bffgate.oidc.id_token import jwt_expiry, unverified_header, verify_id_token
 from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
-from bffgate.oidc.transport import coalesce_writes
 
 _MAX_TOKEN_RESPONSE = 256 * 1024
 _ASSERTION_LIFETIME = 60  # seconds; a client assertion is used once, right away
@@ -83,7 +82,6 @@ class OidcClient:
     def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
-        coalesce_writes(http)  # one socket write per IdP request (oidc/transport.py)
         self.dpop = DpopProver(clock)  # the IdP's DPoP nonces live here
         self._auth: ClientAuth | ClientKey
         if rp.client_auth == "private_key_jwt":

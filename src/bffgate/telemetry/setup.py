@@ -94,16 +94,13 @@ class Tracing:
 
         return traced_upstreams(factory, self._tracer)
 
-    def idp_transport(self, transport: httpx.AsyncBaseTransport | None,
-                      limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-        """The IdP client's transport; traced, it is made here (with the client's limits,
-        which httpx applies only to the transport it makes itself)."""
+    def idp_transport(self, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        """The IdP client's transport, traced when tracing is on."""
         if self._tracer is None:
             return transport
         from bffgate.telemetry.clients import TracedTransport
 
-        inner = transport or httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-        return TracedTransport(inner, self._tracer)
+        return TracedTransport(transport, self._tracer)
 
 
 BFF_PATHS = frozenset({"/bff/login", "/bff/callback", "/bff/user", "/bff/logout",

@@ -33,7 +33,7 @@ def test_tracing_is_off_by_default_and_off_wraps_nothing() -> None:
     assert t.edge(app, lambda _p: None) is app
     assert t.store(store) is store
     assert t.upstreams(factory) is factory
-    assert t.idp_transport(transport, httpx.Limits()) is transport
+    assert t.idp_transport(transport) is transport
 
 
 def test_the_environment_turns_it_on() -> None:
