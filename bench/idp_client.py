@@ -7,7 +7,7 @@ Every login and every refresh POSTs a form to the IdP's token endpoint and reads
 answer through the gateway's httpx client (``Gateway.idp_http``). This measures that call
 alone, in this process, against bench/_upstream.py's ``POST /api/echo`` (an aiohttp.web
 server in its own process, so its CPU is not counted), with the client as the gateway
-builds it (``bffgate.idp_http.idp_transport``: same limits, timeouts, ``trust_env=False``):
+builds it (``bffgate.idp_http.idp_client``: same limits, timeouts, no cookies):
 
   httpx-own   httpx's own transport (httpcore on anyio): ``server.upstream_client = aiohttp``
   h1          httpx over the gateway's HTTP/1.1 client (bffgate.idp_http.H1Transport):
@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's process helpers
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from bffgate.idp_http import idp_transport  # noqa: E402
+from bffgate.idp_http import idp_client, idp_transport  # noqa: E402
 from support.idp import free_port  # noqa: E402
 from support.processes import ProcessGroup, port_open  # noqa: E402
 
@@ -49,10 +49,7 @@ VARIANTS = {"httpx-own": "aiohttp", "h1": "httptools"}
 
 
 def client(choice: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    return httpx.AsyncClient(timeout=httpx.Timeout(10, connect=5), follow_redirects=False,
-                             trust_env=False, limits=limits,
-                             transport=idp_transport(choice, limits))
+    return idp_client(idp_transport(choice), 10)
 
 
 async def batch(http: httpx.AsyncClient, url: str, n: int, parallel: int) -> float:

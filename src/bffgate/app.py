@@ -103,12 +103,9 @@ class Gateway:
         self.tracing = Tracing(settings)  # off: each wrap below returns its argument
         self.store = store or self.tracing.store(build_store(settings, self.metrics, self.clock))
         s = settings
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self.idp_http = httpx.AsyncClient(
-            timeout=httpx.Timeout(s.oidc.http_timeout, connect=min(5.0, s.oidc.http_timeout)),
-            follow_redirects=False, trust_env=False, limits=limits,
-            transport=self.tracing.idp_transport(
-                idp_transport or idp_http.idp_transport(s.server.upstream_client, limits)))
+        self.idp_http = idp_http.idp_client(self.tracing.idp_transport(
+            idp_transport or idp_http.idp_transport(s.server.upstream_client)),
+            s.oidc.http_timeout)
         self.discovery = Discovery(self.idp_http, s.oidc.issuer, self.clock, s.oidc.metadata_ttl)
         rp = RelyingParty(
             issuer=s.oidc.issuer, client_id=s.oidc.client_id,

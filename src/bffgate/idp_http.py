@@ -8,12 +8,12 @@ bench/idp_client.py, bench/README.md), which is most of what a login spends outs
 IdP. ``server.upstream_client`` picks it as it picks the proxy's client: ``auto`` (with
 httptools installed) and ``httptools`` use it, ``aiohttp`` keeps httpx's own transport.
 
-What the transport keeps of httpx's: no redirect followed (the client's
-``follow_redirects=False``), no proxy or environment settings (``trust_env=False``), the
-client's timeouts (``connect`` bounds the connect and the wait for a pooled connection,
-``read`` the wait for the response head and each read of its body; the client sets both),
-its connection limit, and its errors: a failure is the ``httpx.TransportError`` its own
-transport raises for it (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``,
+The client keeps no cookies (``_NoCookies``). What the transport keeps of httpx's: no
+redirect followed (the client's ``follow_redirects=False``), no proxy or environment
+settings (``trust_env=False``), the client's timeouts (``connect`` bounds the connect and
+the wait for a pooled connection, ``read`` the wait for the response head and each read of
+its body), its connection limit, and its errors: a failure is the ``httpx.TransportError``
+its own transport raises for it (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``,
 ``ReadError``, ``LocalProtocolError``), so callers see no difference. TLS is verified with
 Python's default context (the system's CA store, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
 as for https upstreams. Content decoding (gzip) is httpx's, on the response.
@@ -21,8 +21,9 @@ as for https upstreams. Content decoding (gzip) is httpx's, on the response.
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -36,9 +37,30 @@ if TYPE_CHECKING:
 
 # What an unset (None) httpx timeout becomes: no practical limit.
 _UNBOUNDED = 24 * 3600.0
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-def idp_transport(choice: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def idp_client(transport: httpx.AsyncBaseTransport, timeout: float) -> httpx.AsyncClient:
+    """The gateway's one IdP client (``oidc.http_timeout``, connect at most 5 s of it)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), follow_redirects=False,
+        trust_env=False, limits=LIMITS, transport=transport, cookies=_NoCookies())
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """The IdP client keeps no cookie: it is shared by every user's logins and refreshes,
+    so a cookie an IdP (or its load balancer) set in one user's token response must not go
+    out with the next user's, and no OAuth endpoint needs one. It also saves parsing every
+    response's fields for cookies."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
+def idp_transport(choice: str, limits: httpx.Limits = LIMITS) -> httpx.AsyncBaseTransport:
     """The IdP client's transport for ``server.upstream_client`` = ``choice``."""
     plain: Callable[[httpx.Limits], httpx.AsyncBaseTransport] = _httpx_own
     make = with_httptools("server.upstream_client", choice, CHOICES, plain_name="aiohttp",

@@ -13,10 +13,8 @@ import httpx
 import pytest
 
 from bffgate.config import ConfigError
-from bffgate.idp_http import H1Transport, idp_transport
+from bffgate.idp_http import LIMITS, H1Transport, idp_client, idp_transport
 from support.idp import free_port
-
-LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class Server:
@@ -44,7 +42,7 @@ class Server:
                 if target == b"/slow":
                     await asyncio.sleep(30)
                 payload = b'{"conn": %d, "len": %d, "hosts": %d}' % (conn, len(body), hosts)
-                extra = b""
+                extra = b"Set-Cookie: lb=node-%d; Path=/\r\n" % conn
                 if target == b"/gzip":
                     payload, extra = gzip.compress(payload), b"Content-Encoding: gzip\r\n"
                 declared = len(payload) * (2 if target == b"/cut" else 1)
@@ -71,8 +69,7 @@ async def server() -> AsyncIterator[tuple[Server, str]]:
 
 
 def _client(timeout: float = 5) -> httpx.AsyncClient:
-    return httpx.AsyncClient(trust_env=False, timeout=timeout, follow_redirects=False,
-                             transport=idp_transport("httptools", LIMITS))
+    return idp_client(idp_transport("httptools", LIMITS), timeout)
 
 
 def test_the_setting_picks_the_transport() -> None:
@@ -135,3 +132,15 @@ async def test_failures_are_httpx_transport_errors(server: tuple[Server, str]) -
             await http.get(url + "/x", headers={"x-bad": "a\x01b"})
         # The client is still usable after each.
         assert (await http.get(url + "/ok")).status_code == 200
+
+
+async def test_no_cookie_is_kept_or_sent(server: tuple[Server, str]) -> None:
+    """One client serves every user: a cookie set in one user's token response (an IdP's
+    or its load balancer's) never goes out with the next request."""
+    srv, url = server
+    async with _client() as http:
+        first = await http.post(url + "/token", data={"code": "a"})
+        await http.post(url + "/token", data={"code": "b"})
+        assert "lb=node-1" in first.headers["set-cookie"]
+        assert not http.cookies
+    assert all(b"\r\ncookie:" not in r.lower() for r in srv.requests)
