@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from bffgate.config import ConfigError
 from bffgate.idp_http import LIMITS, H1Transport, idp_client, idp_transport
 from support.idp import free_port
+from support.pki import write_pki
 
 
 class Server:
@@ -144,3 +146,24 @@ async def test_no_cookie_is_kept_or_sent(server: tuple[Server, str]) -> None:
         assert "lb=node-1" in first.headers["set-cookie"]
         assert not http.cookies
     assert all(b"\r\ncookie:" not in r.lower() for r in srv.requests)
+
+
+async def test_an_https_idp_is_verified(tmp_path, monkeypatch) -> None:
+    """TLS to the IdP is verified: a certificate from a CA the machine does not trust is a
+    ConnectError, never used unverified; trusted through ``SSL_CERT_FILE`` (as OpenSSL
+    reads it), the same call goes through."""
+    ca, cert, key = write_pki(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    srv = Server()
+    aserver = await asyncio.start_server(srv.handle, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{aserver.sockets[0].getsockname()[1]}/token"
+    try:
+        async with _client() as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.post(url, data={"code": "a"})
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        async with _client() as http:
+            assert (await http.post(url, data={"code": "a"})).json()["len"] == 6
+    finally:
+        aserver.close()
