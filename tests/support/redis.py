@@ -39,7 +39,17 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def running(self) -> bool:
+        return self.child is not None and self.child.running
+
     def start(self) -> RedisServer:
+        """Start it; a no-op while it runs (as the IdP helper's). A second redis-server on
+        the busy port would exit, but the old one answers the readiness PING, so the second
+        child would be taken for started and the first, running one lost: it outlived the
+        test run (``with RedisServer().start()`` started twice)."""
+        if self.running:
+            return self
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--dir", str(self.dir), *self.extra_args]
