@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -123,7 +124,15 @@ async def test_show_and_revoke_one_by_id(gw: Gateway, admin: httpx.AsyncClient) 
     listed = (await admin.get("/admin/sessions", params={"sub": "alice"}, headers=AUTH)).json()
     first = next(s for s in listed["sessions"] if s["client_ip"] == "10.0.0.1")
     shown = await admin.get(f"/admin/sessions/{first['id']}", headers=AUTH)
-    assert shown.status_code == 200 and shown.json() == first
+    assert shown.status_code == 200
+    # last_seen_at and idle_expires_at are read off the record's remaining TTL at each call
+    # (session/inventory.py), so two calls may differ by the clock's millisecond between
+    # them (this test failed once on that); every other field is the same.
+    estimates = ("last_seen_at", "idle_expires_at")
+    assert {k: v for k, v in shown.json().items() if k not in estimates} == \
+        {k: v for k, v in first.items() if k not in estimates}
+    for name in estimates:
+        assert abs(_ts(shown.json()[name]) - _ts(first[name])) < 0.05
     with capture_logs() as logs:
         r = await admin.delete(f"/admin/sessions/{first['id']}", headers=AUTH)
     assert r.json() == {"revoked": 1}
@@ -201,3 +210,7 @@ async def test_the_openapi_document_is_valid_and_lists_every_admin_route(
     session = doc["components"]["schemas"]["Session"]
     assert set(session["required"]) == set(session["properties"])
     json.dumps(doc)  # plain JSON
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
