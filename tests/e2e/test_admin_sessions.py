@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,15 +28,12 @@ from support.e2e import CLIENT_SECRET, COOKIE_KEY, login, read_session_tokens
 from support.gateway import ADMIN_TOKEN, GatewayProcess, child_env, gateway_config
 from support.idp import OidcProviderProcess, free_port
 from support.redis import RedisServer
+from support.times import ts
 from support.upstream import EchoUpstream
 
 pytestmark = pytest.mark.e2e
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 COOKIE = "__Host-bffgate"
-
-
-def ts(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def bffgate(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,6 +20,7 @@ from bffgate.endpoints.admin import ADMIN_PAGES
 from bffgate.endpoints.admin_api import ROUTES
 from bffgate.endpoints.admin_openapi import SESSION_SCHEMA
 from bffgate.session.model import LoadedSession, NewTokens, SessionOrigin
+from support.times import ts
 
 TOKEN = "t" * 32
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -132,7 +132,7 @@ async def test_show_and_revoke_one_by_id(gw: Gateway, admin: httpx.AsyncClient) 
     assert {k: v for k, v in shown.json().items() if k not in estimates} == \
         {k: v for k, v in first.items() if k not in estimates}
     for name in estimates:
-        assert abs(_ts(shown.json()[name]) - _ts(first[name])) < 0.05
+        assert abs(ts(shown.json()[name]) - ts(first[name])) < 0.05
     with capture_logs() as logs:
         r = await admin.delete(f"/admin/sessions/{first['id']}", headers=AUTH)
     assert r.json() == {"revoked": 1}
@@ -210,7 +210,3 @@ async def test_the_openapi_document_is_valid_and_lists_every_admin_route(
     session = doc["components"]["schemas"]["Session"]
     assert set(session["required"]) == set(session["properties"])
     json.dumps(doc)  # plain JSON
-
-
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
