@@ -21,6 +21,7 @@ as for https upstreams. Content decoding (gzip) is httpx's, on the response.
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +47,24 @@ def idp_client(transport: httpx.AsyncBaseTransport, timeout: float) -> httpx.Asy
         trust_env=False, limits=LIMITS, transport=transport)
 
 
+class _NoJar(http.cookiejar.CookieJar):
+    """Stores nothing, whichever way a cookie is handed to it."""
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
 class _NoCookies(httpx.Cookies):
-    """Never holds a cookie: what a response sets is dropped unread."""
+    """Never holds a cookie (its jar stores none); what a response sets is not even parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(_NoJar())
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
 
-    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
-        return None
+
+_NO_COOKIES = _NoCookies()  # shared: it can hold nothing
 
 
 class _CookielessClient(httpx.AsyncClient):
@@ -62,11 +73,9 @@ class _CookielessClient(httpx.AsyncClient):
     out with the next user's, and no OAuth endpoint needs one. Skipping the cookie jar also
     saves its parsing of every response (~5 % of a login's CPU)."""
 
-    _none = _NoCookies()
-
     @property
     def cookies(self) -> httpx.Cookies:
-        return self._none
+        return _NO_COOKIES
 
     @cookies.setter
     def cookies(self, _cookies: Any) -> None:

@@ -145,6 +145,13 @@ async def test_no_cookie_is_kept_or_sent(server: tuple[Server, str]) -> None:
         await http.post(url + "/token", data={"code": "b"})
         assert "lb=node-1" in first.headers["set-cookie"]
         assert not http.cookies
+        # Nor whichever way one is handed to it (update() with another jar used to be kept).
+        http.cookies.update(httpx.Cookies({"a": "1"}))
+        http.cookies.update({"b": "2"})
+        http.cookies["c"] = "3"
+        http.cookies = {"d": "4"}
+        assert not http.cookies
+        await http.post(url + "/token", data={"code": "c"})
     assert all(b"\r\ncookie:" not in r.lower() for r in srv.requests)
 
 
