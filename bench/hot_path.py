@@ -18,7 +18,6 @@ Figure: process CPU time (user+sys) per call, median of 5 batches. The audit lin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -128,11 +127,9 @@ def main() -> None:
     ap.add_argument("--no-near-cache", action="store_true")
     ap.add_argument("--cprofile")
     args = ap.parse_args()
-    try:
-        import uvloop
-        uvloop.run(run(args))
-    except ImportError:
-        asyncio.run(run(args))
+    from bffgate.server import run as on_gateway_loop  # uvloop when installed, as `serve`
+
+    on_gateway_loop(run(args))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ builds it (``bffgate.idp_http.idp_client``: same limits, timeouts, no cookies):
               ``auto`` with httptools installed, the default of the image and ``speed`` extra
 
 The figure is this process's CPU time (user + system) per request over ``--requests``
-requests, ``--parallel`` at a time on one event loop (uvloop when installed), after a
-warm-up; the variants alternate for ``--rounds`` rounds and the medians are printed. Each
-answer is checked (status 200, the echoed body length).
+requests, ``--parallel`` at a time on the gateway's event loop (``bffgate.server.run``:
+uvloop when installed), after a warm-up; the variants alternate for ``--rounds`` rounds and
+the medians are printed. Each answer is checked (status 200, the echoed body length).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the test suite's process helpe
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from bffgate.idp_http import idp_client, idp_transport  # noqa: E402
+from bffgate.server import run as on_gateway_loop  # noqa: E402  (uvloop when installed)
 from support.idp import free_port  # noqa: E402
 from support.processes import ProcessGroup, port_open  # noqa: E402
 
@@ -93,12 +94,7 @@ def main() -> int:
         port = free_port()
         up = procs.start("upstream", [sys.executable, str(HERE / "_upstream.py"), str(port)])
         up.wait_ready(port_open(port), what="listening")
-        try:
-            import uvloop
-
-            got = uvloop.run(run(f"http://127.0.0.1:{port}/api/echo", args))
-        except ImportError:
-            got = asyncio.run(run(f"http://127.0.0.1:{port}/api/echo", args))
+        got = on_gateway_loop(run(f"http://127.0.0.1:{port}/api/echo", args))
     finally:
         procs.stop_all()
     base = statistics.median(got["httpx-own"])
