@@ -34,7 +34,7 @@ from bffgate.oidc.errors import (
     ProviderUnavailable,
     TokenRejected,
 )
-from bffgate.oidc.id_token import jwt_expiry, unverified_header, verify_id_token
+from bffgate.oidc.id_token import access_token_expiry, unverified_header, verify_id_token
 from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
 
@@ -82,6 +82,10 @@ class OidcClient:
     def __init__(self, rp: RelyingParty, http: httpx.AsyncClient, discovery: Discovery,
                  clock: Clock) -> None:
         self.rp, self._http, self.discovery, self._clock = rp, http, discovery, clock
+        # Merged once, not per POST by build_request(): the client's default headers and
+        # timeouts (it holds no cookie, no base URL); each endpoint's URL parsed once.
+        self._base_headers, self._timeout = httpx.Headers(http.headers), http.timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
         self.dpop = DpopProver(clock)  # the IdP's DPoP nonces live here
         self._auth: ClientAuth | ClientKey
         if rp.client_auth == "private_key_jwt":
@@ -122,8 +126,14 @@ class OidcClient:
                 # "EdDSA" is what older IdPs know; joserfc warns it is deprecated (RFC 9864).
                 warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
                 _, headers, body = auth.prepare("POST", url, headers, body)
+        if (parsed := self._urls.get(url)) is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        merged = self._base_headers.copy()
+        merged.update(headers)  # by name, in any case (as build_request merges them)
+        request = httpx.Request("POST", parsed, headers=merged, content=body,
+                                extensions={"timeout": self._timeout})
         try:
-            return await self._http.post(url, content=body, headers=headers)
+            return await self._http.send(request)
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"POST {url}: {type(exc).__name__}") from exc
 
@@ -185,7 +195,7 @@ class OidcClient:
             str(doc.get("token_type", "")).lower(), "")
         if not token_type:
             raise TokenRejected("unsupported_token_type")
-        expires_at = _expiry(doc.get("expires_in"), at, self._clock.now())
+        expires_at = access_token_expiry(doc.get("expires_in"), at, self._clock.now())
         rt, it = doc.get("refresh_token"), doc.get("id_token")
         return TokenResponse(
             access_token=at,
@@ -283,12 +293,3 @@ class OidcClient:
         sep = "&" if "?" in meta.end_session_endpoint else "?"
         return meta.end_session_endpoint + sep + urlencode(params)
 
-
-def _expiry(expires_in: object, access_token: str, now: float) -> float | None:
-    """When the access token expires: ``expires_in`` (a number, or a numeric string as some
-    IdPs send), else the JWT ``exp`` of the token itself, else unknown (None)."""
-    if isinstance(expires_in, str) and expires_in.strip().isdigit():
-        expires_in = int(expires_in)
-    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
-        return now + float(expires_in)
-    return jwt_expiry(access_token)

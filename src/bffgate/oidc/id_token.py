@@ -129,3 +129,13 @@ def jwt_expiry(token: str) -> float | None:
     except OverflowError:  # an integer too large for a float
         return None
     return value if math.isfinite(value) else None  # json.loads accepts NaN and Infinity
+
+
+def access_token_expiry(expires_in: object, access_token: str, now: float) -> float | None:
+    """When the access token expires: ``expires_in`` (a number, or a numeric string as some
+    IdPs send), else the JWT ``exp`` of the token itself, else unknown (None)."""
+    if isinstance(expires_in, str) and expires_in.strip().isdigit():
+        expires_in = int(expires_in)
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+        return now + float(expires_in)
+    return jwt_expiry(access_token)

@@ -145,6 +145,29 @@ async def test_transport_failure_is_provider_unavailable() -> None:
         await client.refresh("rt", sub="alice")
 
 
+async def test_a_grant_is_the_request_client_post_would_send() -> None:
+    """The POST is built once per grant from parts merged at start-up (the client's default
+    headers and timeouts, the endpoint's parsed URL); on the wire it is what
+    ``client.post()`` sends for the same form."""
+    idp = FakeIdP()
+    client = make_client(idp)
+    await client.exchange_code("the-code", "v" * 43)
+    await client.exchange_code("the-code", "v" * 43)  # the endpoint's cached URL, reused
+    first, sent = [r for r in idp.requests if r.url.path == "/token"]
+    http = httpx.AsyncClient(transport=httpx.MockTransport(idp), timeout=httpx.Timeout(7.0))
+    await http.post(str(sent.url), content=sent.content,
+                    headers={"Content-Type": "application/x-www-form-urlencoded",
+                             "Accept": "application/json",
+                             "Authorization": sent.headers["authorization"]})
+    expected = idp.requests[-1]
+    assert (sent.method, sent.url, sent.content) == (expected.method, expected.url,
+                                                    expected.content)
+    assert sorted(sent.headers.multi_items()) == sorted(expected.headers.multi_items())
+    assert first.headers == sent.headers
+    assert sent.extensions["timeout"] == httpx.Timeout(5.0).as_dict()  # make_client's client
+    assert expected.extensions["timeout"] == httpx.Timeout(7.0).as_dict()
+
+
 @pytest.mark.parametrize(("expires_in", "expected"), [
     pytest.param(300, 1_700_000_300.0, id="number"),
     pytest.param("300", 1_700_000_300.0, id="numeric-string"),
