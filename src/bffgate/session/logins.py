@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from bffgate import telemetry
+from bffgate import compact_json, telemetry
 from bffgate.clock import Clock
 from bffgate.crypto.cookie_codec import binding_matches
 from bffgate.crypto.sealing import SealBroken, open_sealed, seal
@@ -29,7 +29,7 @@ class LoginRecords:
         self._store, self._clock, self.login_timeout = store, clock, login_timeout
 
     async def save(self, state: str, record: LoginRecord, binding: str) -> None:
-        secret = json.dumps({"v": record.code_verifier, "n": record.nonce}).encode()
+        secret = compact_json.dumps({"v": record.code_verifier, "n": record.nonce})
         doc = {
             "sealed": seal(binding.encode(), secret, state.encode()),
             "return_url": record.return_url,
@@ -38,7 +38,7 @@ class LoginRecords:
         }
         if (trace := telemetry.current_traceparent()) is not None:
             doc["trace"] = trace  # tracing on: the callback's span links to the login's
-        await self._store.put_login(state, json.dumps(doc).encode(), self.login_timeout)
+        await self._store.put_login(state, compact_json.dumps(doc), self.login_timeout)
 
     async def take(self, state: str, binding: str | None) -> LoginRecord:
         """Single use: the record is deleted whether or not the checks pass."""

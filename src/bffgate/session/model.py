@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from bffgate import compact_json
 from bffgate.crypto.cookie_codec import SessionHandle
 
 
@@ -34,7 +35,7 @@ class Tokens:
         doc = {"at": self.access_token, "rt": self.refresh_token, "it": self.id_token}
         if self.dpop_key is not None:  # absent otherwise: records stay as they were
             doc |= {"dk": self.dpop_key, "tt": self.token_type}
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return compact_json.dumps(doc)
 
     @classmethod
     def from_json(cls, raw: bytes, access_expires_at: float | None,

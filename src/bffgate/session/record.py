@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bffgate import compact_json
 from bffgate.crypto.cookie_codec import SessionHandle
 from bffgate.crypto.sealing import SealBroken, open_sealed, seal
 from bffgate.session.model import ExchangedToken, SessionData, SessionOrigin, Tokens
@@ -44,7 +45,7 @@ def encode_session(handle: SessionHandle, data: SessionData) -> bytes:
     doc |= _admin_fields(data)
     if data.exchanged:
         doc["xt"] = seal(handle.secret, _exchanged_json(data), handle.key.encode() + _XT_AAD)
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return compact_json.dumps(doc)
 
 
 def _admin_fields(data: SessionData) -> dict[str, Any]:
