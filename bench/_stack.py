@@ -177,7 +177,9 @@ class Stack:
                   access_token_ttl: int) -> tuple[ChildProcess, str]:
         port = free_port()
         argv = [sys.executable, str(HERE / "_storm_idp.py"), "--port", str(port),
-                "--client-id", client_id, "--client-secret", client_secret,
+                # "=": a random secret may start with "-", which argparse would take for
+                # an option (new_secret() is token_urlsafe).
+                f"--client-id={client_id}", f"--client-secret={client_secret}",
                 "--access-token-ttl", str(access_token_ttl)]
         for uri in redirect_uris:
             argv += ["--redirect-uri", uri]
