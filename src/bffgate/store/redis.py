@@ -34,52 +34,12 @@ from bffgate.store.redis_changes import follow_changes
 from bffgate.store.redis_client import POOL_HEADROOM as POOL_HEADROOM
 from bffgate.store.redis_client import create_redis_client as create_redis_client
 from bffgate.store.redis_client import once_more_if_dead
+from bffgate.store.redis_direct import DirectCommands
 from bffgate.store.redis_lock import RedisLock
 from bffgate.store.redis_peek import RedisPeek
+from bffgate.store.redis_scripts import CREATE, LOAD, REPLACE
 
 T = TypeVar("T")
-
-_LOAD = """
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local abs, gen = string.match(v, '^(%d+)|(%d+)|')
-if gen == '0' then return false end
-abs = tonumber(abs)
-local ttl = math.min(tonumber(ARGV[2]), abs - tonumber(ARGV[1]))
-if ttl <= 0 then redis.call('DEL', KEYS[1]) return false end
-redis.call('PEXPIRE', KEYS[1], ttl)
-return v
-"""
-_REPLACE = """
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local abs, gen = string.match(v, '^(%d+)|(%d+)|')
-if gen == '0' then return 0 end
-if gen ~= ARGV[1] then return -1 end
-local ttl = math.min(tonumber(ARGV[4]), tonumber(abs) - tonumber(ARGV[3]))
-if ttl <= 0 then redis.call('DEL', KEYS[1]) return 0 end
-local next = tonumber(gen) + 1
-redis.call('SET', KEYS[1], abs .. '|' .. next .. '|' .. ARGV[2], 'PX', ttl)
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. next)
-return 1
-"""
-
-# A new session's record and its index entries in one step (standalone and Sentinel; a
-# Cluster spreads these keys over slots). The record is written last: a refused write
-# leaves at worst index entries that name no record (readers prune them), never a record
-# its indexes miss.
-_CREATE = """
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4], 'GT')
-redis.call('EXPIRE', KEYS[2], ARGV[4], 'NX')
-if KEYS[3] then
-  redis.call('SADD', KEYS[3], ARGV[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[4])
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
 
 class RedisStore(RedisPeek):
     """SessionStore on Redis; every RedisError becomes StoreUnavailable."""
@@ -90,12 +50,17 @@ class RedisStore(RedisPeek):
                  cluster: bool | None = None) -> None:
         self._r = client
         self._cluster = isinstance(client, RedisCluster) if cluster is None else cluster
+        if self._cluster and wait_replicas > 0:  # as the config refuses it: WAIT is per node
+            raise ValueError("wait_replicas needs a standalone or Sentinel Redis")
         self._slots = asyncio.Semaphore(max_concurrency)
         self._wait_replicas, self._wait_timeout_ms = wait_replicas, wait_timeout_ms
         self._p = key_prefix
-        self._load = client.register_script(_LOAD)
-        self._replace = client.register_script(_REPLACE)
-        self._create = client.register_script(_CREATE)
+        self._load = client.register_script(LOAD)
+        self._replace = client.register_script(REPLACE)
+        self._create = client.register_script(CREATE)
+        # The login path's commands past redis-py's per-command machinery (redis_direct).
+        self._direct = None if self._cluster else DirectCommands(client.connection_pool,
+                                                                 keep=max_concurrency)
         self._on_error = on_error
         self.changes = SessionChanges()
         self._channel = f"{key_prefix}changed"
@@ -112,28 +77,49 @@ class RedisStore(RedisPeek):
                 self._on_error()
             raise StoreUnavailable(reason="redis_error") from exc
 
-    async def _replicated(self) -> None:
-        """With ``wait_replicas``: a session write counts only once that many replicas have
-        it (Redis WAIT), so a failover never loses a session the browser was told about."""
-        if self._wait_replicas <= 0:
-            return
-        acked = int(await self._r.execute_command("WAIT", self._wait_replicas,
-                                                  self._wait_timeout_ms))
-        if acked < self._wait_replicas:
+    async def _command(self, *command: Any) -> Any:
+        if self._direct is None:
+            return await self._r.execute_command(*command)
+        return (await self._direct.run(command))[0]
+
+    async def _script(self, script: Any, keys: list[Any], args: list[Any], *,
+                      write: bool = False) -> tuple[Any, Callable[[], None]]:
+        """The script's reply, and for a ``write`` the check that makes it count only once
+        ``wait_replicas`` replicas have it (Redis WAIT, sent right after it on the same
+        connection: WAIT counts its own connection's writes), so a failover never loses a
+        session the browser was told about. The caller runs the check if it wrote."""
+        wait = write and self._wait_replicas > 0
+        if self._direct is None:
+            result = await script(keys=keys, args=args)
+            acked = int(await self._r.execute_command(*self._wait())) if wait else None
+        else:
+            # WAIT's reply may take its whole timeout: the socket's must not cut it first.
+            replies = await self._direct.script(
+                script, keys, args, then=self._wait() if wait else None,
+                then_timeout=self._wait_timeout_ms / 1000 + 1.0)
+            result, acked = replies[0], (int(replies[1]) if wait else None)
+        return result, lambda: self._check_acked(acked)
+
+    def _wait(self) -> tuple[str, int, int]:
+        return ("WAIT", self._wait_replicas, self._wait_timeout_ms)
+
+    def _check_acked(self, acked: int | None) -> None:
+        if acked is not None and acked < self._wait_replicas:
             raise RedisError(f"WAIT: {acked} of {self._wait_replicas} replicas acknowledged")
 
     async def put_login(self, state: str, data: bytes, ttl_seconds: int) -> None:
-        await self._call(lambda: self._r.set(f"{self._p}login:{state}", data, ex=ttl_seconds))
+        await self._call(lambda: self._command("SET", f"{self._p}login:{state}", data,
+                                               "EX", ttl_seconds))
 
     async def take_login(self, state: str) -> bytes | None:
-        value = await self._call(lambda: self._r.getdel(f"{self._p}login:{state}"))
+        value = await self._call(lambda: self._command("GETDEL", f"{self._p}login:{state}"))
         return bytes(value) if value is not None else None
 
     async def create_session(
         self, key: str, data: bytes, *, now_ms: int, idle_ms: int, absolute_expiry_ms: int,
         sub: str, idp_sid: str | None,
     ) -> None:
-        """Record and indexes together. Standalone and Sentinel: one script (``_CREATE``), the
+        """Record and indexes together. Standalone and Sentinel: one script (``CREATE``), the
         record last. Cluster: the indexes live in other slots than the record, so no transaction
         spans them; the record is written first as pending (generation 0: it never loads),
         then the indexes, then it is made live. A failure part-way leaves at worst a pending
@@ -164,14 +150,15 @@ class RedisStore(RedisPeek):
                     raise RedisError("session record gone while it was being created")
             else:  # one script: a third of the client's CPU of a MULTI of six commands
                 indexes = [f"{self._p}sub:{sub}"] + ([f"{self._p}sid:{idp_sid}"] if idp_sid else [])
-                await self._create(keys=[self._s(key), *indexes],
-                                   args=[record(1), ttl, key, index_ttl])
-            await self._replicated()
+                _, replicated = await self._script(self._create, [self._s(key), *indexes],
+                                                   [record(1), ttl, key, index_ttl], write=True)
+                replicated()
 
         await self._call(run)
 
     async def load_session(self, key: str, *, now_ms: int, idle_ms: int) -> StoredSession | None:
-        raw = await self._call(lambda: self._load(keys=[self._s(key)], args=[now_ms, idle_ms]))
+        raw, _ = await self._call(lambda: self._script(self._load, [self._s(key)],
+                                                       [now_ms, idle_ms]))
         if not raw:
             return None
         raw = bytes(raw)
@@ -183,12 +170,12 @@ class RedisStore(RedisPeek):
         self, key: str, data: bytes, *, expected_generation: int, now_ms: int, idle_ms: int
     ) -> bool:
         async def run() -> bool:
-            result = await self._replace(
-                keys=[self._s(key)],
-                args=[expected_generation, data, now_ms, idle_ms, self._channel, key])
+            result, replicated = await self._script(
+                self._replace, [self._s(key)],
+                [expected_generation, data, now_ms, idle_ms, self._channel, key], write=True)
             if int(result) == 1:
                 self.changes.tell(key, expected_generation + 1)
-                await self._replicated()
+                replicated()
                 return True
             return False
 
@@ -269,6 +256,8 @@ class RedisStore(RedisPeek):
 
     async def close(self) -> None:
         try:
+            if self._direct is not None:
+                await self._direct.close()
             await self._r.aclose()
         except (RedisError, OSError):
             return
