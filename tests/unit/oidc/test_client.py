@@ -198,6 +198,22 @@ async def test_authorization_url_has_only_configured_values_and_s256() -> None:
     assert q["scope"] == ["openid offline_access"]
 
 
+async def test_each_login_s_url_has_its_own_values_and_the_same_fixed_ones() -> None:
+    """The fixed part is encoded once; every login's own values are encoded into its URL
+    (a value that needs escaping is escaped), and none leaks into the next login's."""
+    client = make_client(FakeIdP())
+    first = await client.authorization_url(state="s&1", nonce="n 1", code_challenge="c1")
+    second = await client.authorization_url(state="s2", nonce="n2", code_challenge="c2")
+    q1, q2 = parse_qs(urlsplit(first).query), parse_qs(urlsplit(second).query)
+    assert (q1["state"], q1["nonce"], q1["code_challenge"]) == (["s&1"], ["n 1"], ["c1"])
+    assert (q2["state"], q2["nonce"], q2["code_challenge"]) == (["s2"], ["n2"], ["c2"])
+    fixed = {"response_type", "client_id", "redirect_uri", "scope", "code_challenge_method"}
+    assert {k: v for k, v in q1.items() if k in fixed} == {k: v for k, v in q2.items()
+                                                          if k in fixed}
+    assert set(q1) == set(q2) == fixed | {"state", "nonce", "code_challenge"}
+    assert all(len(v) == 1 for v in q2.values())
+
+
 async def test_par_pushes_the_request_and_sends_only_request_uri() -> None:
     idp = FakeIdP(par=True)
     url = await make_client(idp, use_par=True).authorization_url(state="st", nonce="no",
