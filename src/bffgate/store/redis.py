@@ -34,7 +34,7 @@ from bffgate.store.redis_changes import follow_changes
 from bffgate.store.redis_client import POOL_HEADROOM as POOL_HEADROOM
 from bffgate.store.redis_client import create_redis_client as create_redis_client
 from bffgate.store.redis_client import once_more_if_dead
-from bffgate.store.redis_direct import DirectCommands
+from bffgate.store.redis_direct import DIRECT_IDLE, DirectCommands
 from bffgate.store.redis_lock import RedisLock
 from bffgate.store.redis_peek import RedisPeek
 from bffgate.store.redis_scripts import CREATE, LOAD, REPLACE
@@ -58,9 +58,10 @@ class RedisStore(RedisPeek):
         self._load = client.register_script(LOAD)
         self._replace = client.register_script(REPLACE)
         self._create = client.register_script(CREATE)
-        # The login path's commands past redis-py's per-command machinery (redis_direct).
-        self._direct = None if self._cluster else DirectCommands(client.connection_pool,
-                                                                 keep=max_concurrency)
+        # The login path's commands past redis-py's per-command machinery (redis_direct);
+        # at most DIRECT_IDLE of its connections stay open between commands.
+        self._direct = None if self._cluster else DirectCommands(
+            client.connection_pool, keep=min(DIRECT_IDLE, max_concurrency))
         self._on_error = on_error
         self.changes = SessionChanges()
         self._channel = f"{key_prefix}changed"

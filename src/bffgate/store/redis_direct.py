@@ -16,8 +16,9 @@ What keeps it safe:
   included. Any other end (a timeout, a broken socket, a cancellation while sending or
   waiting) leaves it disconnected (redis-py's reply reading drops it too), so a late reply
   can never be read as the answer to the next command (the class of CVE-2023-28858).
-- At most ``keep`` idle connections are kept; the store's concurrency bound
-  (``RedisStore(max_concurrency=...)``) bounds how many are busy.
+- At most ``keep`` idle connections are kept (the store: ``DIRECT_IDLE``); the store's
+  concurrency bound (``RedisStore(max_concurrency=...)``, ``redis.max_connections``)
+  bounds how many commands are in flight, on these and the client's pool together.
 - Commands given together go out together on one connection (``WAIT`` counts the writes of
   its own connection: a write and its ``WAIT`` must share one).
 - Scripts go as ``EVALSHA`` and are loaded on ``NOSCRIPT`` (a restarted or failed-over
@@ -34,6 +35,7 @@ from typing import Any
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
 Command = Sequence[Any]
+DIRECT_IDLE = 32  # idle connections the store keeps open for these commands
 
 
 class DirectCommands:
