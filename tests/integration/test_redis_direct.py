@@ -5,10 +5,11 @@ write's WAIT counts that write (same connection)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -75,34 +76,49 @@ async def test_a_script_redis_forgot_is_loaded_and_sent_again(
     assert got is not None and got.data == b"data"
 
 
-async def test_a_write_counts_once_its_replica_acknowledges_it() -> None:
-    """``wait_replicas``: WAIT goes on the write's own connection. With the replica stopped,
-    nothing acknowledges the new session: refused (no session the browser is told about);
-    once it runs again, the same write is acknowledged."""
+@contextlib.asynccontextmanager
+async def replicated(timeout: float, wait_timeout_ms: int) -> AsyncIterator[
+        tuple[RedisStore, aioredis.Redis, RedisServer]]:
+    """A primary and its replica, linked and acknowledging; a store on the primary with
+    ``wait_replicas = 1``, a plain client on it, and the replica (to stop)."""
     with RedisServer(extra_args=["--repl-diskless-sync-delay", "0"]) as primary, RedisServer(
             extra_args=["--replicaof", "127.0.0.1", str(primary.port)]) as replica:
-        store = RedisStore(create_redis_client(primary.url, timeout=2.0), key_prefix="w:",
-                           wait_replicas=1, wait_timeout_ms=300)
+        store = RedisStore(create_redis_client(primary.url, timeout=timeout),
+                           key_prefix=f"w{secrets.token_hex(2)}:", wait_replicas=1,
+                           wait_timeout_ms=wait_timeout_ms)
         probe = create_redis_client(primary.url)
         try:
             for _ in range(100):  # linked, in sync, and acknowledging
                 await probe.set("ready", b"1")
                 if await probe.execute_command("WAIT", 1, 100) == 1:
                     break
-            args = {"now_ms": 1, "idle_ms": 60_000, "absolute_expiry_ms": 3_600_000,
-                    "sub": "alice", "idp_sid": None}
-            await store.create_session("a" * 64, b"one", **args)  # acknowledged
-            assert replica.proc is not None
-            os.kill(replica.proc.pid, signal.SIGSTOP)
-            try:
-                with pytest.raises(StoreUnavailable):
-                    await store.create_session("b" * 64, b"two", **args)
-            finally:
-                os.kill(replica.proc.pid, signal.SIGCONT)
-            await store.create_session("c" * 64, b"three", **args)
+            yield store, probe, replica
         finally:
             await probe.aclose()
             await store.close()
+
+
+@contextlib.contextmanager
+def stopped(replica: RedisServer) -> Iterator[None]:
+    assert replica.proc is not None
+    os.kill(replica.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(replica.proc.pid, signal.SIGCONT)
+
+
+async def test_a_write_counts_once_its_replica_acknowledges_it() -> None:
+    """``wait_replicas``: WAIT goes on the write's own connection. With the replica stopped,
+    nothing acknowledges the new session: refused (no session the browser is told about);
+    once it runs again, the same write is acknowledged."""
+    async with replicated(2.0, 300) as (store, _probe, replica):
+        args = {"now_ms": 1, "idle_ms": 60_000, "absolute_expiry_ms": 3_600_000,
+                "sub": "alice", "idp_sid": None}
+        await store.create_session("a" * 64, b"one", **args)  # acknowledged
+        with stopped(replica), pytest.raises(StoreUnavailable):
+            await store.create_session("b" * 64, b"two", **args)
+        await store.create_session("c" * 64, b"three", **args)
 
 
 async def test_an_unacknowledged_write_has_landed_and_says_why() -> None:
@@ -110,34 +126,17 @@ async def test_an_unacknowledged_write_has_landed_and_says_why() -> None:
     with ``wait_replicas``). The script is loaded and run first, WAIT only after it: the
     rotated tokens are in the record, though the write is refused as not replicated. And
     WAIT's reply is read whole though it takes longer than the socket's timeout."""
-    with RedisServer(extra_args=["--repl-diskless-sync-delay", "0"]) as primary, RedisServer(
-            extra_args=["--replicaof", "127.0.0.1", str(primary.port)]) as replica:
-        store = RedisStore(create_redis_client(primary.url, timeout=0.5), key_prefix="u:",
-                           wait_replicas=1, wait_timeout_ms=800)
-        probe = create_redis_client(primary.url)
-        try:
-            for _ in range(100):
-                await probe.set("ready", b"1")
-                if await probe.execute_command("WAIT", 1, 100) == 1:
-                    break
-            key = "d" * 64
-            await store.create_session(key, b"one", now_ms=1, idle_ms=60_000,
-                                       absolute_expiry_ms=3_600_000, sub="alice", idp_sid=None)
-            await probe.script_flush()
-            assert replica.proc is not None
-            os.kill(replica.proc.pid, signal.SIGSTOP)
-            try:
-                with pytest.raises(StoreUnavailable) as refused:
-                    await store.replace_session(key, b"two", expected_generation=1, now_ms=2,
-                                                idle_ms=60_000)
-            finally:
-                os.kill(replica.proc.pid, signal.SIGCONT)
-            assert "WAIT: 0 of 1" in str(refused.value.__cause__)
-            got = await store.load_session(key, now_ms=3, idle_ms=60_000)
-            assert got is not None and (got.generation, got.data) == (2, b"two")
-        finally:
-            await probe.aclose()
-            await store.close()
+    async with replicated(0.5, 800) as (store, probe, replica):
+        key = "d" * 64
+        await store.create_session(key, b"one", now_ms=1, idle_ms=60_000,
+                                   absolute_expiry_ms=3_600_000, sub="alice", idp_sid=None)
+        await probe.script_flush()
+        with stopped(replica), pytest.raises(StoreUnavailable) as refused:
+            await store.replace_session(key, b"two", expected_generation=1, now_ms=2,
+                                        idle_ms=60_000)
+        assert "WAIT: 0 of 1" in str(refused.value.__cause__)
+        got = await store.load_session(key, now_ms=3, idle_ms=60_000)
+        assert got is not None and (got.generation, got.data) == (2, b"two")
 
 
 async def test_on_sentinel_commands_go_to_the_master_sentinel_names() -> None:

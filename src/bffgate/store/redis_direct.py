@@ -29,7 +29,7 @@ A Cluster routes each key to its node: the store keeps the cluster client's own 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
@@ -47,17 +47,7 @@ class DirectCommands:
     async def run(self, *commands: Command) -> list[Any]:
         """Each command's reply, in order (sent together); an error reply raises (the
         first one's), once every reply is read."""
-        conn = await self._lend()
-        in_step = False
-        try:
-            replies = await _exchange(conn, commands)
-            in_step = True
-            return replies
-        except BaseException as exc:
-            in_step = await self._failed(exc)
-            raise
-        finally:
-            await self._take_back(conn, in_step)
+        return await self._on_one(lambda conn: _exchange(conn, commands))
 
     async def script(self, script: Any, keys: Sequence[Any], args: Sequence[Any],
                      *, then: Command | None = None,
@@ -67,9 +57,8 @@ class DirectCommands:
         script has run (``then_timeout``: how long its reply may take, e.g. a WAIT's). The
         replies of both."""
         evalsha = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        conn = await self._lend()
-        in_step = False
-        try:
+
+        async def steps(conn: Any) -> list[Any]:
             try:
                 replies = await _exchange(conn, [evalsha])
             except NoScriptError:  # a restarted or promoted Redis: no script cache
@@ -77,6 +66,16 @@ class DirectCommands:
                                                   evalsha]))[1:]
             if then is not None:
                 replies += await _exchange(conn, [then], then_timeout)
+            return replies
+
+        return await self._on_one(steps)
+
+    async def _on_one(self, steps: Callable[[Any], Awaitable[list[Any]]]) -> list[Any]:
+        """``steps`` on one connection, taken back only if they left it in step."""
+        conn = await self._lend()
+        in_step = False
+        try:
+            replies = await steps(conn)
             in_step = True
             return replies
         except BaseException as exc:
