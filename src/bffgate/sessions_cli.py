@@ -133,9 +133,11 @@ def add_sessions_parser(sub: Any, config_help: str,
 
     action("list", "a user's live sessions, oldest first").add_argument(
         "--sub", required=True, help="the user's subject")
-    action("show", "one session").add_argument("id", help="the session's id, as listed")
+    as_listed = ("the session's id, as listed (an older one that begins with "
+                 "'-' goes after '--': show -- -8-XW...)")
+    action("show", "one session").add_argument("id", help=as_listed)
     revoke = action("revoke", "end one session (ID) or all of a user's (--sub)")
     which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", nargs="?", help="the session's id, as listed")
+    which.add_argument("id", nargs="?", help=as_listed)
     which.add_argument("--sub", help="every session of this subject")
     sess.set_defaults(func=run, id=None, sub=None)

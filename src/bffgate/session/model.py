@@ -105,8 +105,11 @@ class SessionOrigin:
 
 def new_admin_id() -> str:
     """A random admin handle (128 bits, base64url): unrelated to the session id, the
-    per-session secret and the store key."""
-    return secrets.token_urlsafe(16)
+    per-session secret and the store key. Never starting with "-" (1 in 64 would): a shell
+    command takes such a word for an option (``bffgate sessions show -8-XW...`` failed)."""
+    while (value := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return value
 
 
 @dataclass(frozen=True, repr=False)
