@@ -34,7 +34,7 @@ from bffgate.oidc.errors import (
     ProviderUnavailable,
     TokenRejected,
 )
-from bffgate.oidc.id_token import access_token_expiry, unverified_header, verify_id_token
+from bffgate.oidc.id_token import access_token_expiry, parse_compact, verify_id_token
 from bffgate.oidc.logout_token import LogoutRequest, verify_logout_token
 from bffgate.oidc.pkce import CHALLENGE_METHOD
 
@@ -270,16 +270,16 @@ class OidcClient:
         return resp.status_code == 200
 
     async def validate_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
-        header = unverified_header(id_token)  # parsed once: the key's kid, then the checks
-        kid = header.get("kid")
+        parsed = parse_compact(id_token)  # parsed once: the key's kid, then the checks
+        kid = parsed.header.get("kid")
         keys = await self.discovery.keys(kid if isinstance(kid, str) else None)
         return verify_id_token(
             id_token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,
             nonce=nonce, now=self._clock.now(), leeway=self.rp.clock_skew,
-            algorithms=self.rp.id_token_algs, header=header)
+            algorithms=self.rp.id_token_algs, parsed=parsed)
 
     async def validate_logout_token(self, token: str) -> LogoutRequest:
-        kid = unverified_header(token).get("kid")
+        kid = parse_compact(token).header.get("kid")
         keys = await self.discovery.keys(kid if isinstance(kid, str) else None)
         return verify_logout_token(
             token, keys, issuer=self.rp.issuer, client_id=self.rp.client_id,

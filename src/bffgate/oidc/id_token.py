@@ -14,38 +14,57 @@ import json
 import math
 import warnings
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
-from joserfc import jws, jwt
+from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
+from joserfc.jws import CompactSignature
 
 from bffgate.oidc.errors import IdTokenInvalid
 
 MAX_ID_TOKEN = 64 * 1024
 
 
-def unverified_header(token: str) -> dict[str, Any]:
-    """The JOSE header, for choosing a key. Nothing in it is trusted."""
+@dataclass(frozen=True)
+class ParsedJws:
+    """A compact JWS split and decoded, not verified: its header chooses the key, and the
+    same parse is then verified (the token is not split and decoded twice)."""
+
+    header: dict[str, Any]
+    compact: CompactSignature
+
+
+def parse_compact(token: str) -> ParsedJws:
+    """The token parsed; nothing in it is trusted yet."""
     if not isinstance(token, str) or len(token) > MAX_ID_TOKEN or token.count(".") != 2:
         raise IdTokenInvalid("malformed")
     try:
         obj = jws.extract_compact(token.encode("ascii"))
     except (JoseError, ValueError, UnicodeEncodeError) as exc:
         raise IdTokenInvalid("malformed") from exc
-    return dict(obj.headers())
+    return ParsedJws(dict(obj.headers()), obj)
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, for choosing a key. Nothing in it is trusted."""
+    return parse_compact(token).header
 
 
 def decode_signed(token: str, keys: KeySet, algorithms: Collection[str],
-                  header: dict[str, Any] | None = None) -> dict[str, Any]:
+                  parsed: ParsedJws | None = None) -> dict[str, Any]:
     """Verify a compact JWS signed by the IdP and return its claims (not yet checked).
 
     ``alg`` must be on the allow-list and never ``none`` or HMAC (no key confusion with
     the IdP's public keys); headers that would pull keys from the token itself (``jku``,
-    ``jwk``, ``x5u``) or demand unknown processing (``crit``) are refused. ``header``:
-    ``unverified_header(token)`` when the caller already has it (it chose the keys)."""
-    if header is None:
-        header = unverified_header(token)
+    ``jwk``, ``x5u``) or demand unknown processing (``crit``) are refused. ``parsed``:
+    ``parse_compact(token)`` when the caller already has it (it chose the keys). Verified
+    as ``joserfc.jwt.decode`` does it (``jws.validate_compact``, then the payload must be
+    a JSON object), from the one parse."""
+    if parsed is None:
+        parsed = parse_compact(token)
+    header = parsed.header
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg.lower() == "none" \
             or alg.upper().startswith("HS"):
@@ -57,12 +76,20 @@ def decode_signed(token: str, keys: KeySet, algorithms: Collection[str],
             # joserfc warns on every "EdDSA" (RFC 9864 prefers "Ed25519"); IdPs still
             # publish "EdDSA", and the operator's allow-list already chose to accept it.
             warnings.simplefilter("ignore", SecurityWarning)
-            decoded = jwt.decode(token, keys, algorithms=[alg])
+            valid = jws.validate_compact(parsed.compact, keys, algorithms=[alg])
     except JoseError as exc:
         raise IdTokenInvalid("signature") from exc
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise IdTokenInvalid("malformed") from exc
-    return dict(decoded.claims)
+    if not valid:
+        raise IdTokenInvalid("signature")
+    try:
+        claims = json.loads(parsed.compact.payload)
+    except (ValueError, TypeError) as exc:
+        raise IdTokenInvalid("malformed") from exc
+    if not isinstance(claims, dict):
+        raise IdTokenInvalid("malformed")
+    return claims
 
 
 def verify_id_token(
@@ -75,10 +102,10 @@ def verify_id_token(
     now: float,
     leeway: int,
     algorithms: Collection[str],
-    header: dict[str, Any] | None = None,
+    parsed: ParsedJws | None = None,
 ) -> dict[str, Any]:
     """Return the claims of a valid ID token or raise IdTokenInvalid."""
-    claims = decode_signed(token, keys, algorithms, header)
+    claims = decode_signed(token, keys, algorithms, parsed)
     check_claims(claims, issuer=issuer, client_id=client_id, nonce=nonce, now=now, leeway=leeway)
     return claims
 

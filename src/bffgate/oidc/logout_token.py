@@ -19,7 +19,7 @@ from typing import Any
 from joserfc.jwk import KeySet
 
 from bffgate.oidc.errors import IdTokenInvalid
-from bffgate.oidc.id_token import decode_signed, unverified_header
+from bffgate.oidc.id_token import decode_signed, parse_compact
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -36,13 +36,14 @@ def verify_logout_token(
     token: str, keys: KeySet, *, issuer: str, client_id: str, now: float, leeway: int,
     algorithms: Collection[str], max_age: int = 600,
 ) -> LogoutRequest:
-    typ = unverified_header(token).get("typ")
+    parsed = parse_compact(token)
+    typ = parsed.header.get("typ")
     # "logout+jwt" is recommended; plain "JWT" is what many IdPs still send (the events and
     # nonce rules keep an ID token from passing as a logout token either way).
     if typ is not None and str(typ).lower() not in ("logout+jwt", "application/logout+jwt",
                                                     "jwt"):
         raise IdTokenInvalid("typ")
-    claims = decode_signed(token, keys, algorithms)
+    claims = decode_signed(token, keys, algorithms, parsed)
     return check_logout_claims(claims, issuer=issuer, client_id=client_id, now=now,
                                leeway=leeway, max_age=max_age)
 
