@@ -89,20 +89,15 @@ class RedisStore(RedisPeek):
         ``wait_replicas`` replicas have it (Redis WAIT, sent right after it on the same
         connection: WAIT counts its own connection's writes), so a failover never loses a
         session the browser was told about. The caller runs the check if it wrote."""
-        wait = write and self._wait_replicas > 0
-        if self._direct is None:
-            result = await script(keys=keys, args=args)
-            acked = int(await self._r.execute_command(*self._wait())) if wait else None
-        else:
-            # WAIT's reply may take its whole timeout: the socket's must not cut it first.
-            replies = await self._direct.script(
-                script, keys, args, then=self._wait() if wait else None,
-                then_timeout=self._wait_timeout_ms / 1000 + 1.0)
-            result, acked = replies[0], (int(replies[1]) if wait else None)
-        return result, lambda: self._check_acked(acked)
-
-    def _wait(self) -> tuple[str, int, int]:
-        return ("WAIT", self._wait_replicas, self._wait_timeout_ms)
+        if self._direct is None:  # a Cluster, which has no wait_replicas (refused above)
+            return await script(keys=keys, args=args), lambda: None
+        wait = ("WAIT", self._wait_replicas, self._wait_timeout_ms) \
+            if write and self._wait_replicas > 0 else None
+        # WAIT's reply may take its whole timeout: the socket's must not cut it first.
+        replies = await self._direct.script(script, keys, args, then=wait,
+                                            then_timeout=self._wait_timeout_ms / 1000 + 1.0)
+        acked = int(replies[1]) if wait else None
+        return replies[0], lambda: self._check_acked(acked)
 
     def _check_acked(self, acked: int | None) -> None:
         if acked is not None and acked < self._wait_replicas:
