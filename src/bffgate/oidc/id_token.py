@@ -47,11 +47,6 @@ def parse_compact(token: str) -> ParsedJws:
     return ParsedJws(dict(obj.headers()), obj)
 
 
-def unverified_header(token: str) -> dict[str, Any]:
-    """The JOSE header, for choosing a key. Nothing in it is trusted."""
-    return parse_compact(token).header
-
-
 def decode_signed(token: str, keys: KeySet, algorithms: Collection[str],
                   parsed: ParsedJws | None = None) -> dict[str, Any]:
     """Verify a compact JWS signed by the IdP and return its claims (not yet checked).

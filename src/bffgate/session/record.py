@@ -104,8 +104,8 @@ def read_facts(raw: bytes) -> RecordFacts:
 
 
 def _exchanged_json(data: SessionData) -> bytes:
-    return json.dumps({k: [x.access_token, x.expires_at, x.renew_at, x.subject]
-                       for k, x in data.exchanged.items()}, separators=(",", ":")).encode()
+    return compact_json.dumps({k: [x.access_token, x.expires_at, x.renew_at, x.subject]
+                               for k, x in data.exchanged.items()})
 
 
 def _exchanged(handle: SessionHandle, blob: object) -> dict[str, ExchangedToken]:

@@ -19,8 +19,9 @@ What keeps it safe:
 - At most ``keep`` idle connections are kept (the store: ``DIRECT_IDLE``); the store's
   concurrency bound (``RedisStore(max_concurrency=...)``, ``redis.max_connections``)
   bounds how many commands are in flight, on these and the client's pool together.
-- Commands given together go out together on one connection (``WAIT`` counts the writes of
-  its own connection: a write and its ``WAIT`` must share one).
+- Commands given together go out together on one connection; a script's follow-up (a
+  ``WAIT``, which counts the writes of its own connection) goes on the script's connection
+  once the script has run.
 - Scripts go as ``EVALSHA`` and are loaded on ``NOSCRIPT`` (a restarted or failed-over
   Redis), then sent again, as redis-py's ``Script`` does.
 

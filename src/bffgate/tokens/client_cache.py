@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bffgate import compact_json
 from bffgate.crypto.sealing import SealBroken, open_sealed, seal
 from bffgate.store.base import TokenCache
 from bffgate.tokens.credential import TokenRequest
@@ -89,7 +90,7 @@ class SharedTokenCache:
         if ttl_ms <= 0:  # due already (a token that lives less than a moment): not shared
             return
         doc = {"at": token.token, "use_by": token.use_by, "exp": token.expires_at}
-        blob = seal(self._secrets[0], json.dumps(doc).encode(), key.encode())
+        blob = seal(self._secrets[0], compact_json.dumps(doc), key.encode())
         await self._store.put_cached_token(key, blob.encode("ascii"), ttl_ms)
 
 

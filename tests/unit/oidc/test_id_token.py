@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from bffgate.config import OidcSettings
 from bffgate.oidc.errors import IdTokenInvalid
-from bffgate.oidc.id_token import MAX_ID_TOKEN, check_claims, unverified_header, verify_id_token
+from bffgate.oidc.id_token import MAX_ID_TOKEN, check_claims, parse_compact, verify_id_token
 
 ISSUER = "https://idp.example.com"
 CLIENT = "bffgate-client"
@@ -279,10 +279,10 @@ def test_malformed_tokens_are_refused(token: str, keys: KeySet) -> None:
     _refused("malformed", token, keys)
 
 
-def test_unverified_header_refuses_non_strings() -> None:
+def test_parse_refuses_non_strings() -> None:
     """A non-string token (e.g. a JSON number from a broken IdP) is malformed."""
     with pytest.raises(IdTokenInvalid, match="malformed"):
-        unverified_header(12345)  # type: ignore[arg-type]
+        parse_compact(12345)  # type: ignore[arg-type]
 
 
 def test_payload_that_is_not_a_json_object_is_refused(rsa_key: RSAKey, keys: KeySet) -> None:
