@@ -36,8 +36,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from _stack import (
     Stack,
@@ -51,12 +53,16 @@ from _stack import (
     new_secret,
     source_env,
 )
+from peers import apache as apache_peer
 
 from support.processes import http_ok
 
 
-def run_logins(url: str, n: int, parallel: int) -> tuple[list[float], int]:
-    """``n`` logins, ``parallel`` at a time; (latencies in s, failures)."""
+def run_logins(url: str, n: int, parallel: int,
+               login: Callable[[str, Any], object] = gateway_login,
+               ) -> tuple[list[float], int]:
+    """``n`` logins, ``parallel`` at a time; (latencies in s, failures). ``login(url,
+    client)``: one login through the server at ``url`` (bffgate's by default)."""
     import httpx
 
     local = threading.local()
@@ -72,7 +78,7 @@ def run_logins(url: str, n: int, parallel: int) -> tuple[list[float], int]:
                 clients.append(client)
         t = time.perf_counter()
         try:
-            gateway_login(url, client)
+            login(url, client)
         except Exception as exc:  # counted, first few shown
             log(f"login failed: {type(exc).__name__}: {str(exc)[:200]}")
             return None
@@ -88,12 +94,25 @@ def run_logins(url: str, n: int, parallel: int) -> tuple[list[float], int]:
     return ok, n - len(ok)
 
 
-def measure(url: str, pid: int, n: int, parallel: int, label: str) -> dict[str, float]:
+def _cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid``'s live tree plus the children it has reaped
+    (an Apache worker process that ends keeps its CPU time in its parent's cutime)."""
+    user, system = cpu_split(pid)
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return user, system
+    tick = os.sysconf("SC_CLK_TCK")
+    return user + int(fields[13]) / tick, system + int(fields[14]) / tick
+
+
+def measure(url: str, pid: int, n: int, parallel: int, label: str,
+            login: Callable[[str, Any], object] = gateway_login) -> dict[str, float]:
     from _measure import busy_jiffies
 
-    (u0, s0), t0, busy0 = cpu_split(pid), time.perf_counter(), busy_jiffies()
-    latencies, failures = run_logins(url, n, parallel)
-    wall, (u1, s1) = time.perf_counter() - t0, cpu_split(pid)
+    (u0, s0), t0, busy0 = _cpu(pid), time.perf_counter(), busy_jiffies()
+    latencies, failures = run_logins(url, n, parallel, login)
+    wall, (u1, s1) = time.perf_counter() - t0, _cpu(pid)
     busy = (busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK") / wall * 100
     cpu = (u1 - u0) + (s1 - s0)
     done = max(1, len(latencies))
@@ -109,6 +128,13 @@ def measure(url: str, pid: int, n: int, parallel: int, label: str) -> dict[str, 
         f"a core); login p50 {result['p50_ms']:.1f} ms (whole round, IdP included); machine "
         f"busy {busy:.0f} % of one core (all processes, {os.cpu_count()} cores)")
     return result
+
+
+def _apache_login(url: str, client: Any) -> object:
+    """A login through Apache + mod_auth_openidc: its /login (302 to the IdP), the IdP's
+    form, its /oidc/callback (code exchanged, ID token verified, session written to Redis);
+    the page the callback then redirects to is not fetched, as bffgate's returnUrl is not."""
+    return apache_peer.apache_login(url, client=client, page_after=False)
 
 
 # --------------------------------------------------------------------------- py-spy
@@ -204,6 +230,9 @@ def main() -> int:
     parser.add_argument("--src", action="append",
                         help="run the gateway from this source tree; give it twice (before, "
                              "after) to measure both in one run, batches interleaved")
+    parser.add_argument("--apache", action="store_true",
+                        help="also Apache + mod_auth_openidc (its server-side sessions in the "
+                             "same Redis, the same IdP), batches interleaved with bffgate's")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     sources: list[str | None] = args.src or [None]
@@ -217,10 +246,13 @@ def main() -> int:
         _redis, redis_port = stack.redis()
         ports = [(free_port(), free_port()) for _ in sources]
         client_id, client_secret = "login-bench", new_secret()
-        _idp, idp_url = stack.storm_idp(
-            client_id, client_secret,
-            [f"http://localhost:{port}/bff/callback" for port, _ in ports], 3600)
-        gateways = []
+        apache_port = free_port()
+        redirects = [f"http://localhost:{port}/bff/callback" for port, _ in ports]
+        if args.apache:
+            redirects.append(f"http://127.0.0.1:{apache_port}{apache_peer.REDIRECT_PATH}")
+        _idp, idp_url = stack.storm_idp(client_id, client_secret, redirects, 3600)
+        gateways: list[tuple[int, str, str, Callable[[str, Any], object]]] = []
+        children = []
         for i, ((port, admin_port), env) in enumerate(zip(ports, envs, strict=True)):
             config = gateway_config(port, admin_port, idp_url, client_id, client_secret,
                                     redis_port, "http://127.0.0.1:9", new_secret(),
@@ -228,25 +260,34 @@ def main() -> int:
             gw = stack.gateway(f"gateway{i}", config, env)
             gw.wait_ready(http_ok(f"http://127.0.0.1:{admin_port}/healthz"), timeout=30)
             assert gw.pid is not None
-            gateways.append((gw, f"http://localhost:{port}"))
+            children.append(gw)
+            gateways.append((gw.pid, f"http://localhost:{port}", describe_source(sources[i]),
+                             gateway_login))
             log(f"gateway{i} pid {gw.pid} on :{port} from {describe_source(sources[i])} "
                 f"(log level {args.log_level}); redis :{redis_port}, dev IdP {idp_url}")
-            measure(f"http://localhost:{port}", gw.pid, args.warmup, args.parallel,
-                    f"gateway{i} warm-up")
+        if args.apache:
+            apache = apache_peer.start_apache(
+                stack.workdir / "apache", apache_port, "http://127.0.0.1:9", oidc={
+                    "issuer": idp_url, "client_id": client_id, "client_secret": client_secret,
+                    "redis_port": redis_port})
+            stack.on_exit(apache.stop)
+            label = f"apache + mod_auth_openidc {apache_peer.mod_auth_openidc_version()}"
+            gateways.append((apache.pid, apache.url, label, _apache_login))
+            log(f"{label} pid {apache.pid} on :{apache_port}")
+        for pid, url, label, login in gateways:
+            measure(url, pid, args.warmup, args.parallel, f"{label} warm-up", login)
         results: list[list[dict[str, float]]] = [[] for _ in gateways]
         for rnd in range(rounds):
             order = list(range(len(gateways)))
             if rnd % 2:
                 order.reverse()
             for i in order:
-                gw, url = gateways[i]
-                assert gw.pid is not None
-                results[i].append(measure(url, gw.pid, args.logins, args.parallel,
-                                          f"round {rnd + 1} gateway{i}"))
+                pid, url, label, login = gateways[i]
+                results[i].append(measure(url, pid, args.logins, args.parallel,
+                                          f"round {rnd + 1} {label}", login))
         if args.pyspy:
-            gw, url = gateways[0]
-            assert gw.pid is not None
-            profile(url, gw.pid, args.logins, args.parallel, args.pyspy, args.native)
+            pid, url, _, _ = gateways[0]
+            profile(url, pid, args.logins, args.parallel, args.pyspy, args.native)
         print(f"\nlogin cost: {args.logins} logins per batch, {args.parallel} in parallel, "
               f"log level {args.log_level}, {rounds} round(s); gateway CPU per login "
               f"(target <= 2 ms), median of the rounds:")
@@ -259,19 +300,24 @@ def main() -> int:
             rate = statistics.median(r["logins_per_s"] for r in runs)
             fails = sum(int(r["failures"]) for r in runs)
             failures += fails
-            verdict = "PASS" if cpu <= 2.0 else "ABOVE TARGET"
+            peer = gateways[i][3] is not gateway_login
+            verdict = "" if peer else " PASS" if cpu <= 2.0 else " ABOVE TARGET"
             per_round = ", ".join(f"{r['cpu_ms_per_login']:.2f}" for r in runs)
-            print(f"  {describe_source(sources[i])}: {cpu:.2f} ms per login (user {user:.2f} + "
+            print(f"  {gateways[i][2]}: {cpu:.2f} ms per login (user {user:.2f} + "
                   f"sys {system:.2f}; rounds "
-                  f"{per_round}) {verdict}; "
+                  f"{per_round}){verdict}; "
                   f"{rate:.0f} logins/s with the IdP on the same cores; failures {fails}")
-        if len(medians) > 1:
+        if len(sources) > 1:
             print(f"  ratio {describe_source(sources[-1])} / {describe_source(sources[0])}: "
-                  f"{medians[-1] / medians[0]:.2f}")
+                  f"{medians[len(sources) - 1] / medians[0]:.2f}")
+        if args.apache:
+            print("  bffgate / mod_auth_openidc, per login: " + ", ".join(
+                f"{describe_source(src)} {medians[i] / medians[-1]:.2f}x"
+                for i, src in enumerate(sources)))
         if failures:
             stack.keep = True
-            for gw, _ in gateways:
-                print(gw.tail(20))
+            for child in children:
+                print(child.tail(20))
     return 1 if failures else 0
 
 

@@ -2,7 +2,7 @@
 valgrind's callgrind (issue #12, logins).
 
     python bench/login_instructions.py [--logins 100] [--parallel 4] [--log-level info]
-                                       [--src DIR [--src DIR2 ...]]
+                                       [--src DIR [--src DIR2 ...]] [--keep DIR]
 
 Same login as bench/login_cost.py (``GET /bff/login``, the dev IdP's form, ``GET
 /bff/callback``), same stack (its own ``redis-server``, bffgate's development IdP with ES256
@@ -89,6 +89,8 @@ def main() -> int:
     parser.add_argument("--src", action="append", help="the gateway from this source tree "
                         "(a `git worktree` of the commit to measure); give several to compare")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--keep", type=Path, help="write the callgrind dumps into this "
+                        "directory and keep them (for callgrind_annotate)")
     args = parser.parse_args()
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         raise SystemExit("valgrind not found: apt-get install -y valgrind")
@@ -96,8 +98,10 @@ def main() -> int:
     print(f"machine: {machine()}")
     got = []
     with tempfile.TemporaryDirectory(prefix="bffgate-callgrind-") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         for src in sources:
-            got.append(one(src, args, Path(tmp)))
+            got.append(one(src, args, workdir))
             log(f"{describe_source(src)}: {got[-1]:.3f} M instructions per login")
     print(f"\nlogin instructions: {args.logins} logins, {args.parallel} in parallel, log level "
           f"{args.log_level}; the gateway's user-space instructions per login (callgrind):")

@@ -349,18 +349,32 @@ def _next_form(html: str, username: str, password: str) -> dict[str, Any]:
 
 
 def apache_login(url: str, *, username: str = "alice", password: str = "password",
-                 login_path: str = "/login", max_steps: int = 20) -> str:
-    """Sign in through Apache + the IdP's form; return ``"mod_auth_openidc_session=<v>"``."""
+                 login_path: str = "/login", max_steps: int = 20, client: Any = None,
+                 page_after: bool = True) -> str:
+    """Sign in through Apache + the IdP's form; return ``"mod_auth_openidc_session=<v>"``.
+
+    ``client``: an ``httpx.Client`` to reuse (its keep-alive connections, as a browser
+    keeps them), else one for this login; its cookies are cleared before and after.
+    ``page_after=False`` stops at the callback's redirect instead of also fetching the
+    page it names (bench/login_cost.py: the same two requests a bffgate login makes)."""
     import httpx
 
+    if client is None:
+        with httpx.Client(timeout=15, follow_redirects=False, trust_env=False) as own:
+            return apache_login(url, username=username, password=password,
+                                login_path=login_path, max_steps=max_steps, client=own,
+                                page_after=page_after)
     origin = url.rstrip("/")
     callback = origin + REDIRECT_PATH
-    with httpx.Client(timeout=15, follow_redirects=False, trust_env=False) as client:
+    client.cookies.clear()
+    try:
         method, target, data = "GET", origin + login_path, None
         trail: list[str] = []
         for _ in range(max_steps):
             trail.append(f"{method} {urlsplit(target).path}")
             r = client.request(method, target, data=data)
+            if r.is_redirect and not page_after and target.startswith(callback):
+                break  # the callback answered: the session is set
             if r.is_redirect:
                 location = urljoin(target, r.headers["location"])
                 if location.startswith(callback) or location.startswith(origin + "/"):
@@ -387,3 +401,5 @@ def apache_login(url: str, *, username: str = "alice", password: str = "password
         if not value:
             raise RuntimeError(f"Apache set no {SESSION_COOKIE} cookie (trail {trail})")
         return f"{SESSION_COOKIE}={value}"
+    finally:
+        client.cookies.clear()
