@@ -4,7 +4,7 @@
   hard time limit (SIGALRM); ``redis()``, ``storm_idp()`` (bench/_storm_idp.py: bffgate's
   development IdP counting refresh grants), ``gateway()`` (``python -m bffgate serve``).
 * ``gateway_login()``: a scripted login through the gateway and the development IdP's form.
-* ``cpu_seconds()``: user + system CPU of a process tree from /proc.
+* ``cpu_seconds()``: user + system CPU of a process tree from /proc (reaped children too).
 * ``source_env()``: the environment running the gateway from a chosen source tree
   (``--src``: e.g. a ``git archive`` of the commit to measure; default this checkout).
 """
@@ -102,15 +102,17 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of ``pid`` and its live descendants (all threads)."""
+    """(user, system) CPU seconds of ``pid`` and its live descendants (all threads), plus
+    the children each has reaped (cutime, cstime: an Apache worker that ends keeps counting),
+    as ``_measure.tree_cpu_seconds`` counts them. Compare two readings of the same tree."""
     user = system = 0
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        user += int(fields[11])  # utime (field 14)
-        system += int(fields[12])  # stime (field 15)
+        user += int(fields[11]) + int(fields[13])  # utime + cutime (fields 14, 16)
+        system += int(fields[12]) + int(fields[14])  # stime + cstime (fields 15, 17)
     return user / CLK_TCK, system / CLK_TCK
 
 

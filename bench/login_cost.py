@@ -94,25 +94,13 @@ def run_logins(url: str, n: int, parallel: int,
     return ok, n - len(ok)
 
 
-def _cpu(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of ``pid``'s live tree plus the children it has reaped
-    (an Apache worker process that ends keeps its CPU time in its parent's cutime)."""
-    user, system = cpu_split(pid)
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return user, system
-    tick = os.sysconf("SC_CLK_TCK")
-    return user + int(fields[13]) / tick, system + int(fields[14]) / tick
-
-
 def measure(url: str, pid: int, n: int, parallel: int, label: str,
             login: Callable[[str, Any], object] = gateway_login) -> dict[str, float]:
     from _measure import busy_jiffies
 
-    (u0, s0), t0, busy0 = _cpu(pid), time.perf_counter(), busy_jiffies()
+    (u0, s0), t0, busy0 = cpu_split(pid), time.perf_counter(), busy_jiffies()
     latencies, failures = run_logins(url, n, parallel, login)
-    wall, (u1, s1) = time.perf_counter() - t0, _cpu(pid)
+    wall, (u1, s1) = time.perf_counter() - t0, cpu_split(pid)
     busy = (busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK") / wall * 100
     cpu = (u1 - u0) + (s1 - s0)
     done = max(1, len(latencies))
@@ -300,7 +288,7 @@ def main() -> int:
             rate = statistics.median(r["logins_per_s"] for r in runs)
             fails = sum(int(r["failures"]) for r in runs)
             failures += fails
-            peer = gateways[i][3] is not gateway_login
+            peer = i >= len(sources)  # mod_auth_openidc, after the gateways
             verdict = "" if peer else " PASS" if cpu <= 2.0 else " ABOVE TARGET"
             per_round = ", ".join(f"{r['cpu_ms_per_login']:.2f}" for r in runs)
             print(f"  {gateways[i][2]}: {cpu:.2f} ms per login (user {user:.2f} + "
