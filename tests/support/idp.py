@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -31,11 +32,45 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 
 
+_PORTS_FROM = 10000
+_given: set[int] = set()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral
+    range and not handed out before by this process.
+
+    Not ``bind(0)``: that picks from the ephemeral range, where every outgoing connection
+    (a client's to Redis, the IdP, an upstream) also takes its local port, so one could
+    take the port between this call and the server's own bind ("port ... is in use": CI
+    failed so once). A port below the range is only ever taken by a listener."""
+    low, _ = ephemeral_range()
+    if low - _PORTS_FROM < 2000:  # no room below the range: the kernel's choice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    if len(_given) > (low - _PORTS_FROM) // 2:
+        _given.clear()  # a very long run: ports handed out long ago are free again
+    while True:
+        port = random.randrange(_PORTS_FROM, low)
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # a listener (or anything) holds it
+                continue
+        _given.add(port)
+        return port
 
 
 class IdpStartError(RuntimeError):
